@@ -1,0 +1,50 @@
+# Shared by the local stack scripts: where state lives and how to wait.
+# Everything runs from the repo's var/ folder so a clone is self-contained.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VAR="${STREAM_VAR_DIR:-$ROOT/var}"
+mkdir -p "$VAR/log" "$VAR/run"
+
+KAFKA_HOST="${STREAM_KAFKA_HOST:-127.0.0.1}"
+KAFKA_PORT="${STREAM_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${STREAM_KAFKA_CONTROLLER_PORT:-9093}"
+REDIS_PORT="${STREAM_REDIS_PORT:-6380}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls until COMMAND succeeds.
+wait_for() {
+  local what="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then log "timed out after ${timeout}s waiting for $what"; return 1; fi
+    sleep 0.2
+  done
+}
+
+# pid_alive PIDFILE: the recorded process still runs.
+pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid NAME PIDFILE: TERM, wait up to 20 s, then KILL; only the recorded pid.
+stop_pid() {
+  local name="$1" pidfile="$2"
+  if ! pid_alive "$pidfile"; then rm -f "$pidfile"; return 0; fi
+  local pid; pid="$(cat "$pidfile")"
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 20))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; break; fi
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+}
+
+# need_apt PACKAGE BINARY: installs a Debian package when its binary is missing.
+need_apt() {
+  local pkg="$1" bin="$2"
+  command -v "$bin" >/dev/null 2>&1 && return 0
+  log "installing Debian package $pkg"
+  if [[ ! -f "$VAR/run/apt-updated" ]]; then apt-get update -qq && touch "$VAR/run/apt-updated"; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >"$VAR/log/apt-$pkg.log" 2>&1
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Real Apache Kafka (KRaft, single node) from its Maven Central jars.
+# Usage: kafka.sh start|stop|status
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+KDIR="$VAR/kafka"
+JARS="$KDIR/jars"
+PIDFILE="$VAR/run/kafka.pid"
+HERE="$ROOT/deploy/local/kafka"
+
+resolve_jars() {
+  if [[ -f "$JARS/.complete" && "$JARS/.complete" -nt "$HERE/pom.xml" ]]; then return 0; fi
+  log "resolving Kafka jars from Maven Central (cached in ~/.m2)"
+  rm -rf "$JARS"; mkdir -p "$JARS"
+  mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$JARS" -DincludeScope=runtime >"$VAR/log/mvn.log" 2>&1 \
+    || { log "mvn failed, see $VAR/log/mvn.log"; tail -20 "$VAR/log/mvn.log" >&2; return 1; }
+  touch "$JARS/.complete"
+}
+
+write_config() {
+  mkdir -p "$KDIR/data"
+  sed -e "s#@DATA@#$KDIR/data#" -e "s#@HOST@#$KAFKA_HOST#g" \
+      -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CPORT@#$KAFKA_CONTROLLER_PORT#g" \
+      "$HERE/server.properties.in" >"$KDIR/server.properties"
+  sed -e "s#@LOGDIR@#$VAR/log#" "$HERE/log4j.properties.in" >"$KDIR/log4j.properties"
+}
+
+java_cmd() {
+  java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+       -Dlog4j.configuration="file:$KDIR/log4j.properties" \
+       -cp "$JARS/*" "$@"
+}
+
+broker_answers() {
+  "$ROOT/.venv/bin/python" - "$KAFKA_HOST:$KAFKA_PORT" <<'PY'
+import asyncio, sys
+from aiokafka.admin import AIOKafkaAdminClient
+async def main() -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=2000)
+    await admin.start()
+    try:
+        await admin.describe_cluster()
+    finally:
+        await admin.close()
+asyncio.run(main())
+PY
+}
+
+start() {
+  if pid_alive "$PIDFILE"; then log "kafka already running (pid $(cat "$PIDFILE"))"; return 0; fi
+  resolve_jars
+  write_config
+  if [[ ! -f "$KDIR/data/meta.properties" ]]; then
+    log "formatting KRaft storage"
+    java_cmd kafka.tools.StorageTool format --standalone -t "$(java_cmd kafka.tools.StorageTool random-uuid)" \
+      -c "$KDIR/server.properties" >"$VAR/log/kafka-format.log" 2>&1 \
+      || { tail -20 "$VAR/log/kafka-format.log" >&2; return 1; }
+  fi
+  log "starting kafka on $KAFKA_HOST:$KAFKA_PORT"
+  local t0=$SECONDS
+  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+       -Dlog4j.configuration="file:$KDIR/log4j.properties" \
+       -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties" >"$VAR/log/kafka.out" 2>&1 &
+  echo $! >"$PIDFILE"
+  wait_for "kafka metadata" 120 broker_answers || { tail -30 "$VAR/log/kafka.out" >&2; return 1; }
+  log "kafka ready in $((SECONDS - t0))s"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop_pid kafka "$PIDFILE" ;;
+  status) pid_alive "$PIDFILE" && broker_answers ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Starts a test Kafka and Redis (own ports, own var dir), runs pytest, stops them.
+# Usage: test.sh [pytest args...]   (no args: every tier, unit first)
+export STREAM_VAR_DIR="${STREAM_TEST_VAR_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/var/test}"
+export STREAM_KAFKA_PORT="${STREAM_TEST_KAFKA_PORT:-19092}"
+export STREAM_KAFKA_CONTROLLER_PORT="${STREAM_TEST_KAFKA_CONTROLLER_PORT:-19093}"
+export STREAM_REDIS_PORT="${STREAM_TEST_REDIS_PORT:-16380}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+bash "$ROOT/deploy/local/redis.sh" start
+bash "$ROOT/deploy/local/kafka.sh" start
+cleanup() {
+  bash "$ROOT/deploy/local/kafka.sh" stop
+  bash "$ROOT/deploy/local/redis.sh" stop
+}
+trap cleanup EXIT
+
+export STREAM_TEST_KAFKA="$KAFKA_HOST:$KAFKA_PORT"
+export STREAM_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+cd "$ROOT"
+if [[ "${1:-}" == "--bench" ]]; then
+  shift
+  .venv/bin/python -m bench.run "$@"
+elif [[ $# -gt 0 ]]; then
+  .venv/bin/python -m pytest "$@"
+else
+  .venv/bin/python -m pytest -m unit -q -p no:cacheprovider || exit $?
+  .venv/bin/python -m pytest -m integration -q -p no:cacheprovider || exit $?
+  if compgen -G "tests/browser/test_*.py" >/dev/null; then
+    .venv/bin/python -m pytest -m browser -q -p no:cacheprovider
+  fi
+fi

@@ -1,0 +1,1 @@
+"""Faust agents: thin adapters from Kafka to the engine."""

@@ -1,0 +1,187 @@
+"""Runs the parts of active jobs whose partitions this worker owns.
+
+Backfill: replays a partition of the events log into a new segment's
+aggregates (all retained history for past_behavior; the creation grace for
+live), then evaluates every known user. Recount: re-evaluates every known
+user from their stored state, corrects drift and tallies exact figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from stream import metrics
+from stream.agents.backfill import read_partition
+from stream.agents.engine import Engine
+from stream.config import Settings
+from stream.ingest import Invalid, parse_event
+from stream.membership import UserState, merge_backfill, reevaluate
+from stream.rules import CHANNELS, Aggregate, event_matches, fold, new_aggregate, reachability
+from stream.rules import channel_mask as mask_of
+from stream.segments import LIVE, Segment, SegmentIndex
+from stream.state.jobs import BACKFILL, RECOUNT, Job, JobStore
+
+log = logging.getLogger(__name__)
+CHUNK = 500
+
+
+class JobRunner:
+    def __init__(self, engine: Engine, settings: Settings, owner: str) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.owner = owner
+        self.jobs = JobStore(engine.redis, engine.keys)
+
+    async def run_once(self, owned: list[int]) -> None:
+        for job_id in await self.jobs.active():
+            job = await self.jobs.get(job_id)
+            if job is None:
+                continue
+            seg = (await self.engine.registry.reload()).segments.get(job.segment_id)
+            if seg is None:
+                await self.jobs.complete(job, None, error="segment was deleted")
+                continue
+            done = await self.jobs.parts_done(job_id)
+            for p in owned:
+                if p in done or p >= job.partitions or not await self.jobs.lock(job_id, p, self.owner):
+                    continue
+                try:
+                    result = await (self._backfill(job, seg, p) if job.type == BACKFILL else self._recount(job, seg, p))
+                except Exception as exc:
+                    log.exception("job %s partition %s failed", job_id, p)
+                    await self.jobs.complete(job, None, error=f"partition {p}: {exc}")
+                    return
+                if await self.jobs.finish_part(job_id, p, result):
+                    await self._finalize(job, seg)
+
+    async def _users(self, partition: int) -> AsyncIterator[list[str]]:
+        cursor = 0
+        while True:
+            cursor, chunk = await self.engine.redis.sscan(self.engine.keys.known(partition), cursor, count=CHUNK)
+            if chunk:
+                yield sorted(chunk)
+            if cursor == 0:
+                return
+
+    async def _known_count(self, partition: int) -> int:
+        return max(1, int(await self.engine.redis.scard(self.engine.keys.known(partition))))
+
+    # -- backfill ---------------------------------------------------------------------------
+
+    async def _backfill(self, job: Job, seg: Segment, p: int) -> dict[str, Any]:
+        while self.engine.clock() * 1000 < seg.handover_ms + 1000:
+            await asyncio.sleep(0.2)
+        start_ms = seg.created_at_ms - self.settings.max_future_seconds * 1000 if seg.kind == LIVE else None
+        history: dict[str, list[Aggregate]] = {}
+        seen: dict[str, set[str]] = {}
+        read = 0
+        async for msg in read_partition(self.settings.kafka_bootstrap, self.settings.topic_events, p, start_ms,
+                                        seg.handover_ms):
+            read += 1
+            try:
+                ev = parse_event(msg.value, msg.timestamp_ms, self.settings.max_future_seconds * 1000)
+            except Invalid:
+                continue
+            if not seg.counts(ev.ts_ms) or ev.event_id in seen.setdefault(ev.user_id, set()):
+                continue
+            seen[ev.user_id].add(ev.event_id)
+            aggs = history.setdefault(ev.user_id, [new_aggregate() for _ in seg.conditions])
+            for cond, agg in zip(seg.conditions, aggs, strict=True):
+                if event_matches(cond, ev.name, ev.props):
+                    fold(cond, agg, ev.ts_ms, ev.props)
+        await self.jobs.progress(job.id, p, 0.5, self.owner)
+
+        def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+            current = idx.segments.get(seg.id)
+            if current is None:
+                return []
+            merge_backfill(user, current, history.get(user.user_id) or [new_aggregate() for _ in seg.conditions])
+            reevaluate(user, idx, {seg.id}, self.engine.now_ms())
+            return []
+
+        total = await self._known_count(p)
+        done = 0
+        async for chunk in self._users(p):
+            await self.engine.run_users(chunk, p, work)
+            done += len(chunk)
+            await self.jobs.progress(job.id, p, 0.5 + 0.5 * min(1.0, done / total), self.owner)
+        return {"events_read": read, "users": done}
+
+    # -- recount ----------------------------------------------------------------------------
+
+    async def _recount(self, job: Job, seg: Segment, p: int) -> dict[str, Any]:
+        tally: dict[str, Any] = {"size": 0, "blacklisted": 0, "drift": 0, "users": 0,
+                                 "reachability": dict.fromkeys(CHANNELS, 0)}
+
+        def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+            reevaluate(user, idx, {seg.id}, self.engine.now_ms())
+            return []
+
+        total = await self._known_count(p)
+        async for chunk in self._users(p):
+            report = await self.engine.run_users(chunk, p, work)
+            tally["users"] += len(chunk)
+            tally["drift"] += sum(1 for _, _, t in report.transitions if t.segment_id == seg.id)
+            for user in report.applied:
+                if seg.id not in user.members:
+                    continue
+                tally["size"] += 1
+                tally["blacklisted"] += int(user.blacklisted)
+                for channel, ok in reachability(user.profile, user.subscriptions).items():
+                    tally["reachability"][channel] += int(ok)
+            await self.jobs.progress(job.id, p, min(1.0, tally["users"] / total), self.owner)
+        return tally
+
+    # -- completion -------------------------------------------------------------------------
+
+    async def _finalize(self, job: Job, seg: Segment) -> None:
+        parts = await self.jobs.part_results(job.id)
+        if job.type == BACKFILL:
+            result: dict[str, Any] = {
+                "events_read": sum(int(r["events_read"]) for r in parts),
+                "users": sum(int(r["users"]) for r in parts),
+            }
+        else:
+            result = {
+                "size": sum(int(r["size"]) for r in parts),
+                "blacklisted": sum(int(r["blacklisted"]) for r in parts),
+                "drift": sum(int(r["drift"]) for r in parts),
+                "users_scanned": sum(int(r["users"]) for r in parts),
+                "reachability": {c: sum(int(r["reachability"][c]) for r in parts) for c in CHANNELS},
+                "computed_at_ms": int(time.time() * 1000),
+            }
+            await self._rebuild_sample(seg.id)
+            await self.engine.redis.set(self.engine.keys.exact(seg.id), _json(result))
+            metrics.RECOUNT_DURATION.observe(max(0.0, time.time() - job.created_at_ms / 1000))
+        await self.jobs.complete(job, result)
+
+    async def _rebuild_sample(self, sid: str) -> None:
+        redis, keys = self.engine.redis, self.engine.keys
+
+        async def members() -> AsyncIterator[tuple[str, int]]:
+            cursor = 0
+            while True:
+                cursor, chunk = await redis.sscan(keys.members(sid), cursor, count=2000)
+                if chunk:
+                    pipe = redis.pipeline(transaction=False)
+                    for uid in chunk:
+                        pipe.hmget(keys.user(uid), "p", "s")
+                    for uid, (profile, subs) in zip(chunk, await pipe.execute(), strict=True):
+                        yield uid, mask_of(reachability(_loads(profile), _loads(subs)))
+                if cursor == 0:
+                    return
+
+        await self.engine.samples.rebuild(sid, members())
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads(raw: str | None) -> dict[str, Any]:
+    return dict(json.loads(raw)) if raw else {}

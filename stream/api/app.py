@@ -1,0 +1,55 @@
+"""FastAPI application factory: state on app.state, routes in small modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+
+from stream import __version__, metrics
+from stream.api.deps import Services
+from stream.api.routes import segments
+from stream.config import Settings, get_settings
+from stream.topics import kafka_reachable
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        app.state.services = Services.build(redis, settings)
+        metrics.set_build_info()
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    app = FastAPI(title="Live segments", version=__version__, lifespan=lifespan)
+
+    @app.get("/livez", tags=["ops"])
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "a dependency is unreachable"}})
+    async def readyz() -> JSONResponse:
+        services: Services = app.state.services
+        try:
+            redis_ok = bool(await services.redis.ping())
+        except Exception:
+            redis_ok = False
+        kafka_ok = await kafka_reachable(settings.kafka_bootstrap)
+        ok = redis_ok and kafka_ok
+        return JSONResponse({"redis": redis_ok, "kafka": kafka_ok}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def metrics_page() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    app.include_router(segments.router)
+    return app

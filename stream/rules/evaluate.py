@@ -1,0 +1,95 @@
+"""Membership from a user's profile, reachability and aggregates at a given instant.
+
+Event conditions are identified by their position in a pre-order walk, not
+by value: two equal conditions in one rule get two aggregates, and the
+numbering depends only on the rule's shape, so it is stable across workers
+and restarts as long as the stored rule is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from stream.rules.aggregate import Aggregate, next_window_change, window_stats
+from stream.rules.model import All, AnyOf, EventCond, Node, Not, ProfileCond, Scalar
+from stream.rules.ops import compare
+
+
+def _walk(node: Node) -> Iterator[EventCond]:
+    if isinstance(node, EventCond):
+        yield node
+    elif isinstance(node, All | AnyOf):
+        for child in node.children:
+            yield from _walk(child)
+    elif isinstance(node, Not):
+        yield from _walk(node.child)
+
+
+def event_conditions(node: Node) -> tuple[EventCond, ...]:
+    return tuple(_walk(node))
+
+
+def event_holds(cond: EventCond, agg: Aggregate, now_ms: int) -> bool:
+    count, total = window_stats(cond, agg, now_ms)
+    if not compare(cond.count.op, count, cond.count.value):
+        return False
+    return cond.sum is None or compare(cond.sum.op, total, cond.sum.value)
+
+
+def _check(node: Node, aggs: Sequence[Aggregate]) -> None:
+    expected = len(event_conditions(node))
+    if len(aggs) != expected:
+        raise ValueError(f"rule has {expected} event conditions but {len(aggs)} aggregates were given")
+
+
+def evaluate(
+    node: Node,
+    profile: Mapping[str, Scalar],
+    reach: Mapping[str, bool],
+    aggs: Sequence[Aggregate],
+    now_ms: int,
+) -> bool:
+    _check(node, aggs)
+    return _Evaluator(profile, reach, aggs, now_ms).run(node)
+
+
+class _Evaluator:
+    """Walks every child, never short-circuiting, so the pre-order counter always lines up with aggs."""
+
+    __slots__ = ("aggs", "next_index", "now_ms", "profile", "reach")
+
+    def __init__(
+        self, profile: Mapping[str, Scalar], reach: Mapping[str, bool], aggs: Sequence[Aggregate], now_ms: int
+    ) -> None:
+        self.profile, self.reach, self.aggs, self.now_ms = profile, reach, aggs, now_ms
+        self.next_index = 0
+
+    def run(self, node: Node) -> bool:
+        if isinstance(node, All):
+            return all([self.run(c) for c in node.children])
+        if isinstance(node, AnyOf):
+            return any([self.run(c) for c in node.children])
+        if isinstance(node, Not):
+            return not self.run(node.child)
+        if isinstance(node, ProfileCond):
+            return compare(node.op, self.profile.get(node.prop), node.value)
+        if isinstance(node, EventCond):
+            agg = self.aggs[self.next_index]
+            self.next_index += 1
+            return event_holds(node, agg, self.now_ms)
+        return bool(self.reach.get(node.channel, False))
+
+
+def next_change_ms(node: Node, aggs: Sequence[Aggregate], now_ms: int) -> int | None:
+    """When a timer must look at this user again even if no event arrives.
+
+    Reports window-content changes, not verdict changes: a change that does
+    not flip membership costs one needless re-evaluation, while predicting
+    flips would duplicate the evaluator for little gain.
+    """
+    conds = event_conditions(node)
+    _check(node, aggs)
+    times = [
+        t for c, a in zip(conds, aggs, strict=True) if (t := next_window_change(c, a, now_ms)) is not None
+    ]
+    return min(times, default=None)

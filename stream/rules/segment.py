@@ -1,0 +1,88 @@
+"""The JSON face of a segment: the create body in, the canonical rule out.
+
+The canonical form is what gets stored and echoed back by the API, so two
+spellings of the same rule (defaults omitted or written out, `2.0` or `2`
+as a count) end up as one stored definition.
+"""
+
+from __future__ import annotations
+
+from stream.rules.model import (
+    KINDS,
+    All,
+    AnyOf,
+    EventCond,
+    Node,
+    Not,
+    ProfileCond,
+    PropFilter,
+    RuleError,
+    SegmentSpec,
+)
+from stream.rules.parse import parse_rule
+
+MAX_NAME_LENGTH = 200
+_FIELDS = ("name", "kind", "rule")
+
+
+def parse_segment(body: object) -> SegmentSpec:
+    """Validates a create body; the id and created_at are the API's to assign, not the client's."""
+    if not isinstance(body, dict):
+        raise RuleError("body", "expected an object with name, kind and rule")
+    obj: dict[str, object] = body
+    for key in obj:
+        if key not in _FIELDS:
+            raise RuleError(str(key), f"unknown field; expected one of {', '.join(_FIELDS)}")
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RuleError("name", "must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RuleError("name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}")
+    kind = obj.get("kind", "live")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise RuleError("kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    raw_rule = obj.get("rule")
+    if kind == "custom_list":
+        if raw_rule is not None:
+            raise RuleError("rule", "a custom_list segment takes no rule; its members come from uploads")
+        return SegmentSpec(name, kind, None)
+    if raw_rule is None:
+        raise RuleError("rule", f"a {kind} segment needs a rule")
+    return SegmentSpec(name, kind, parse_rule(raw_rule, "rule"))
+
+
+def _filter_json(f: ProfileCond | PropFilter) -> dict[str, object]:
+    out: dict[str, object] = {"prop": f.prop, "op": f.op}
+    if isinstance(f.value, tuple):
+        out["value"] = list(f.value)
+    elif f.value is not None:
+        out["value"] = f.value
+    return out
+
+
+def _event_json(e: EventCond) -> dict[str, object]:
+    count = e.count.value
+    out: dict[str, object] = {"name": e.name}
+    if e.where:
+        out["where"] = [_filter_json(f) for f in e.where]
+    out["count"] = {"op": e.count.op, "value": int(count) if float(count).is_integer() else count}
+    if e.sum is not None:
+        out["sum"] = {"prop": e.sum.prop, "op": e.sum.op, "value": e.sum.value}
+    if e.within_days is not None:
+        out["within_days"] = e.within_days
+    return out
+
+
+def rule_to_json(node: Node) -> dict[str, object]:
+    """Canonical: `count` always spelled out, empty `where` and absent `sum`/`within_days` omitted."""
+    if isinstance(node, All):
+        return {"all": [rule_to_json(c) for c in node.children]}
+    if isinstance(node, AnyOf):
+        return {"any": [rule_to_json(c) for c in node.children]}
+    if isinstance(node, Not):
+        return {"not": rule_to_json(node.child)}
+    if isinstance(node, ProfileCond):
+        return {"profile": _filter_json(node)}
+    if isinstance(node, EventCond):
+        return {"event": _event_json(node)}
+    return {"reachable": node.channel}

@@ -1,0 +1,123 @@
+"""Segment definitions as the workers see them, and the index that keeps events cheap.
+
+A definition is stored once (Redis) and compiled here: the parsed rule, its
+event conditions in a fixed order (aggregates are stored by that order), and
+which event names can affect which segment, so an event re-evaluates only the
+segments it can change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.rules import EventCond, Node, event_conditions, parse_rule, rule_to_json
+
+LIVE, PAST_BEHAVIOR, CUSTOM_LIST = "live", "past_behavior", "custom_list"
+
+# Events appended to Kafka from this long after creation on are applied by the
+# live agents; earlier ones by the creation backfill. The grace lets every
+# worker learn of the segment before its first live event (see docs/STATE.md).
+HANDOVER_GRACE_MS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    id: str
+    name: str
+    kind: str
+    rule: Node | None
+    created_at_ms: int
+    handover_ms: int
+    hidden: bool = False
+    conditions: tuple[EventCond, ...] = field(default=(), compare=False)
+
+    @property
+    def counts_from_ms(self) -> int | None:
+        """Live segments ignore history: only events stamped at or after creation count."""
+        return self.created_at_ms if self.kind == LIVE else None
+
+    def counts(self, ts_ms: int) -> bool:
+        since = self.counts_from_ms
+        return since is None or ts_ms >= since
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "name": self.name,
+                "kind": self.kind,
+                "rule": rule_to_json(self.rule) if self.rule is not None else None,
+                "created_at_ms": self.created_at_ms,
+                "handover_ms": self.handover_ms,
+                "hidden": self.hidden,
+            },
+            separators=(",", ":"),
+        )
+
+
+def make_segment(
+    segment_id: str,
+    name: str,
+    kind: str,
+    rule: Node | None,
+    created_at_ms: int,
+    handover_ms: int | None = None,
+    hidden: bool = False,
+) -> Segment:
+    return Segment(
+        id=segment_id,
+        name=name,
+        kind=kind,
+        rule=rule,
+        created_at_ms=created_at_ms,
+        handover_ms=created_at_ms + HANDOVER_GRACE_MS if handover_ms is None else handover_ms,
+        hidden=hidden,
+        conditions=event_conditions(rule) if rule is not None else (),
+    )
+
+
+def segment_from_json(raw: str | bytes) -> Segment:
+    obj: dict[str, Any] = json.loads(raw)
+    rule = parse_rule(obj["rule"]) if obj.get("rule") is not None else None
+    return make_segment(
+        obj["id"],
+        obj["name"],
+        obj["kind"],
+        rule,
+        int(obj["created_at_ms"]),
+        int(obj["handover_ms"]),
+        bool(obj.get("hidden", False)),
+    )
+
+
+@dataclass(frozen=True)
+class SegmentIndex:
+    """An immutable snapshot: a batch is evaluated against one consistent set of segments."""
+
+    segments: Mapping[str, Segment]
+    by_event: Mapping[str, frozenset[str]]
+    ruled: frozenset[str]
+    version: int = 0
+
+    @classmethod
+    def build(cls, segments: Iterable[Segment], version: int = 0) -> SegmentIndex:
+        by_id = {s.id: s for s in segments}
+        by_event: dict[str, set[str]] = {}
+        for seg in by_id.values():
+            for cond in seg.conditions:
+                by_event.setdefault(cond.name, set()).add(seg.id)
+        return cls(
+            segments=by_id,
+            by_event={name: frozenset(ids) for name, ids in by_event.items()},
+            ruled=frozenset(s.id for s in by_id.values() if s.rule is not None),
+            version=version,
+        )
+
+    def for_event(self, name: str) -> frozenset[str]:
+        return self.by_event.get(name, frozenset())
+
+
+EMPTY_INDEX = SegmentIndex.build([])

@@ -1,0 +1,1 @@
+"""Redis-backed derived state: membership, sketches, trends and jobs."""

@@ -1,0 +1,183 @@
+"""Per-segment retained sample in Redis: size and reachability estimates under churn.
+
+The algorithm is ``stream.sketches.RetainedSample``; this is its shared,
+atomic form. Each segment has three keys under one hash tag so that the Lua
+script touching them stays on one Redis Cluster slot:
+
+- ``{prefix}sk:{sid}:z`` ZSET user_id -> u, the sampled current members;
+- ``{prefix}sk:{sid}:m`` HASH user_id -> channel mask of those members;
+- ``{prefix}sk:{sid}:s`` HASH theta, n, n0..n4, maintained by the script so
+  that reading an estimate is one HMGET whatever the segment's size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable, Mapping, Sequence
+from importlib import resources
+from typing import Final
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+
+from stream.sketches import CHANNELS, NUM_CHANNELS, Estimate, estimate_from_sample, hash_unit
+
+__all__ = ["SampleStore"]
+
+_SCRIPT_SOURCE: Final = resources.files("stream.state").joinpath("lua/sample_update.lua").read_text("utf-8")
+_COUNTER_FIELDS: Final = ("theta", "n", *(f"n{c}" for c in range(NUM_CHANNELS)))
+# Transitions per script call: bounds how long one call holds Redis' single thread.
+_CHUNK: Final = 2000
+# Rebuild keys outlive a crashed rebuild by this much, refreshed on every chunk.
+_REBUILD_TTL_SECONDS: Final = 3600
+
+
+class SampleStore:
+    """Retained-entries sample per segment, updated by exact transitions.
+
+    Leaves remove entries outright (no tombstones), so the sample stays a
+    Bernoulli(theta) sample of the *current* members and the estimates stay
+    unbiased however many members leave.
+    """
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, lg_k: int) -> None:
+        if not 4 <= lg_k <= 26:
+            raise ValueError(f"lg_k must be in [4, 26], got {lg_k}")
+        self._redis = redis
+        self._prefix = prefix
+        self._lg_k = lg_k
+        self._script = redis.register_script(_SCRIPT_SOURCE)
+
+    def keys(self, sid: str) -> tuple[str, str, str]:
+        """The segment's (entries ZSET, masks HASH, counters HASH) key names."""
+        base = f"{self._prefix}sk:{{{sid}}}:"
+        return base + "z", base + "m", base + "s"
+
+    async def apply(self, changes: Mapping[str, Sequence[tuple[str, int | None]]]) -> None:
+        """Apply each segment's transitions, in one pipeline round trip.
+
+        A transition is (user_id, channel mask) for a member, (user_id, None)
+        for a user who is not one. Each states the user's current state, so a
+        redelivered batch changes nothing. Within one segment's list the last
+        transition of a user wins (kept at the position of its first): were
+        a user to join and leave inside one batch, a replay would otherwise
+        briefly admit them again and could trigger a trim that the first pass
+        did not.
+        """
+        pipe = self._redis.pipeline(transaction=False)
+        queued = False
+        for sid, transitions in changes.items():
+            latest: dict[str, int] = {}
+            for user_id, mask in transitions:
+                latest[user_id] = -1 if mask is None else _checked_mask(mask)
+            if latest:
+                await self._queue(pipe, self.keys(sid), list(latest.items()))
+                queued = True
+        if queued:
+            await pipe.execute()
+
+    async def estimate(self, sid: str) -> tuple[Estimate, dict[str, Estimate]]:
+        """Size and reachability per channel name: one HMGET, O(1) at any size.
+
+        Exact (bounds equal to the estimate) until the segment first held more
+        than 2K sampled members; a segment never seen reads as empty.
+        """
+        values = await self._redis.hmget(self.keys(sid)[2], list(_COUNTER_FIELDS))
+        theta = float(values[0]) if values[0] is not None else 1.0
+        counts = [int(v) if v is not None else 0 for v in values[1:]]
+        size = estimate_from_sample(counts[0], theta)
+        reach = {name: estimate_from_sample(counts[1 + c], theta) for c, name in enumerate(CHANNELS)}
+        return size, reach
+
+    async def counters(self, sid: str) -> tuple[float, int, tuple[int, ...]]:
+        """(theta, n, per-channel counts) as stored, for checks and diagnostics."""
+        values = await self._redis.hmget(self.keys(sid)[2], list(_COUNTER_FIELDS))
+        theta = float(values[0]) if values[0] is not None else 1.0
+        counts = [int(v) if v is not None else 0 for v in values[1:]]
+        return theta, counts[0], tuple(counts[1:])
+
+    async def reset(self, sid: str) -> None:
+        """Empty the sample and put theta back to 1, so small segments are exact again."""
+        z, m, s = self.keys(sid)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(z, m, s)
+        pipe.hset(s, items=_empty_counters())
+        await pipe.execute()
+
+    async def delete(self, sid: str) -> None:
+        """Drop every key of the segment's sample."""
+        await self._redis.delete(*self.keys(sid))
+
+    async def rebuild(self, sid: str, members: AsyncIterable[tuple[str, int]]) -> None:
+        """Replace the sample by one built from a full member list, with theta reset to 1.
+
+        Built under temporary keys (same hash tag) and renamed over the live
+        ones in one MULTI, so readers never see a half-built sample. Caveat:
+        transitions applied to the live keys while ``members`` is being read
+        are overwritten by the swap; a user whose transition raced the scan
+        keeps the scanned state until their next transition. Callers should
+        take the member list as late as they can.
+        """
+        live = self.keys(sid)
+        base = f"{self._prefix}sk:{{{sid}}}:rebuild:{uuid.uuid4().hex}:"
+        tmp = (base + "z", base + "m", base + "s")
+        try:
+            batch: dict[str, int] = {}
+            async for user_id, mask in members:
+                batch[user_id] = _checked_mask(mask)
+                if len(batch) >= _CHUNK:
+                    await self._write_tmp(tmp, list(batch.items()))
+                    batch = {}
+            # Always run the script once more so the counters hash exists even for no members.
+            await self._write_tmp(tmp, list(batch.items()))
+            n = await self._redis.hget(tmp[2], "n")
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.delete(*live)
+            pipe.rename(tmp[2], live[2])
+            if n is not None and int(n) > 0:
+                pipe.rename(tmp[0], live[0])
+                pipe.rename(tmp[1], live[1])
+            # RENAME carries the temporary TTL over; the live sample must not expire.
+            for key in live:
+                pipe.persist(key)
+            await pipe.execute()
+        finally:
+            await self._redis.delete(*tmp)
+
+    async def _write_tmp(self, tmp: tuple[str, str, str], items: list[tuple[str, int]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        await self._queue(pipe, tmp, items, allow_empty=True)
+        for key in tmp:
+            pipe.expire(key, _REBUILD_TTL_SECONDS)
+        await pipe.execute()
+
+    async def _queue(
+        self,
+        pipe: Pipeline,
+        keys: tuple[str, str, str],
+        items: list[tuple[str, int]],
+        *,
+        allow_empty: bool = False,
+    ) -> None:
+        """Queue script calls of at most _CHUNK transitions each, in order."""
+        if not items and allow_empty:
+            await self._script(keys=list(keys), args=[self._lg_k], client=pipe)
+            return
+        for start in range(0, len(items), _CHUNK):
+            args: list[str | int] = [self._lg_k]
+            for user_id, mask in items[start : start + _CHUNK]:
+                args += (user_id, repr(hash_unit(user_id)), mask)
+            await self._script(keys=list(keys), args=args, client=pipe)
+
+
+def _checked_mask(mask: int) -> int:
+    if not 0 <= mask < 1 << NUM_CHANNELS:
+        raise ValueError(f"channel mask must be in [0, {1 << NUM_CHANNELS}), got {mask}")
+    return mask
+
+
+def _empty_counters() -> list[str | int]:
+    items: list[str | int] = ["theta", "1", "n", 0]
+    for c in range(NUM_CHANNELS):
+        items += (f"n{c}", 0)
+    return items

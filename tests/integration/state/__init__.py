@@ -1,0 +1,1 @@
+"""Integration tests of the Redis-backed state, each against a private redis-server."""

@@ -1,0 +1,341 @@
+"""Rule and segment validation: every rejection names the path of the bad part."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from stream.rules import (
+    MAX_DEPTH,
+    All,
+    AnyOf,
+    Comparison,
+    EventCond,
+    Not,
+    ProfileCond,
+    PropFilter,
+    Reachable,
+    RuleError,
+    SegmentSpec,
+    SumCond,
+    parse_rule,
+    parse_segment,
+    rule_to_json,
+)
+
+pytestmark = pytest.mark.unit
+
+DESIGN_EXAMPLE = {
+    "all": [
+        {"profile": {"prop": "city", "op": "eq", "value": "Pune"}},
+        {
+            "event": {
+                "name": "Charged",
+                "where": [{"prop": "category", "op": "eq", "value": "shoes"}],
+                "count": {"op": "gte", "value": 2},
+                "within_days": 30,
+            }
+        },
+        {"not": {"event": {"name": "Uninstalled", "within_days": 7}}},
+    ]
+}
+
+
+def ev(name: str = "E", **kw: object) -> dict[str, object]:
+    return {"event": {"name": name, **kw}}
+
+
+def prof(op: str, value: object = None, *, with_value: bool = True) -> dict[str, object]:
+    body: dict[str, object] = {"prop": "p", "op": op}
+    if with_value:
+        body["value"] = value
+    return {"profile": body}
+
+
+def test_design_example_parses_to_the_expected_tree() -> None:
+    assert parse_rule(DESIGN_EXAMPLE) == All(
+        (
+            ProfileCond("city", "eq", "Pune"),
+            EventCond("Charged", (PropFilter("category", "eq", "shoes"),), Comparison("gte", 2), None, 30),
+            Not(EventCond("Uninstalled", (), Comparison("gte", 1), None, 7)),
+        )
+    )
+
+
+def test_count_defaults_to_at_least_once() -> None:
+    node = parse_rule(ev())
+    assert isinstance(node, EventCond)
+    assert node.count == Comparison("gte", 1)
+    assert node.where == ()
+    assert node.sum is None
+    assert node.within_days is None
+
+
+def test_optional_event_fields_accept_null_as_absent() -> None:
+    assert parse_rule(ev(where=None, count=None, sum=None, within_days=None)) == parse_rule(ev())
+
+
+def test_full_event_condition() -> None:
+    node = parse_rule(
+        ev(
+            "Charged",
+            where=[{"prop": "amount", "op": "gt", "value": 10}, {"prop": "coupon", "op": "exists"}],
+            count={"op": "lt", "value": 3.0},
+            sum={"prop": "amount", "op": "gte", "value": 500.5},
+            within_days=0.5,
+        )
+    )
+    assert node == EventCond(
+        "Charged",
+        (PropFilter("amount", "gt", 10), PropFilter("coupon", "exists", None)),
+        Comparison("lt", 3),
+        SumCond("amount", "gte", 500.5),
+        0.5,
+    )
+    assert isinstance(node, EventCond)
+    assert type(node.count.value) is int
+
+
+VALID: list[tuple[object, object]] = [
+    ({"any": [{"reachable": "sms"}]}, AnyOf((Reachable("sms"),))),
+    ({"not": {"reachable": "web_push"}}, Not(Reachable("web_push"))),
+    (prof("in", ["a", 1, 2.5, True]), ProfileCond("p", "in", ("a", 1, 2.5, True))),
+    (prof("not_in", ["a"]), ProfileCond("p", "not_in", ("a",))),
+    (prof("exists", with_value=False), ProfileCond("p", "exists", None)),
+    (prof("not_exists", None), ProfileCond("p", "not_exists", None)),
+    (prof("contains", ""), ProfileCond("p", "contains", "")),
+    (prof("eq", False), ProfileCond("p", "eq", False)),
+    (prof("neq", -1.5), ProfileCond("p", "neq", -1.5)),
+    (prof("gte", "m"), ProfileCond("p", "gte", "m")),
+    (prof("lt", 10**30), ProfileCond("p", "lt", 10**30)),
+    (ev(count={"op": "eq", "value": 0}), EventCond("E", (), Comparison("eq", 0), None, None)),
+    (
+        ev(sum={"prop": "a", "op": "lt", "value": -5}),
+        EventCond("E", (), Comparison("gte", 1), SumCond("a", "lt", -5), None),
+    ),
+    (ev(within_days=3650), EventCond("E", (), Comparison("gte", 1), None, 3650)),
+    (ev(where=[]), EventCond("E", (), Comparison("gte", 1), None, None)),
+]
+
+
+@pytest.mark.parametrize(("rule", "expected"), VALID)
+def test_valid_rules(rule: object, expected: object) -> None:
+    assert parse_rule(rule) == expected
+
+
+NAN = math.nan
+BAD: list[tuple[object, str, str]] = [
+    # node shape
+    ("x", "rule", "exactly one of"),
+    (None, "rule", "got null"),
+    ([], "rule", "got list"),
+    ({}, "rule", "an empty object"),
+    ({"all": [ev()], "any": [ev()]}, "rule", "keys all, any"),
+    ({"and": [ev()]}, "rule.and", "unknown condition"),
+    ({"all": []}, "rule.all", "non-empty list"),
+    ({"any": []}, "rule.any", "non-empty list"),
+    ({"all": ev()}, "rule.all", "non-empty list"),
+    ({"any": "x"}, "rule.any", "got str"),
+    ({"not": []}, "rule.not", "exactly one of"),
+    ({"not": None}, "rule.not", "exactly one of"),
+    ({"all": [ev(), {"any": [ev(), {"nope": 1}]}]}, "rule.all[1].any[1].nope", "unknown condition"),
+    # profile
+    ({"profile": "city"}, "rule.profile", "expected an object"),
+    ({"profile": {"op": "eq", "value": 1}}, "rule.profile.prop", "non-empty string"),
+    ({"profile": {"prop": "", "op": "eq", "value": 1}}, "rule.profile.prop", "non-empty string"),
+    ({"profile": {"prop": 3, "op": "eq", "value": 1}}, "rule.profile.prop", "non-empty string"),
+    ({"profile": {"prop": "p", "value": 1}}, "rule.profile.op", "unknown operator None"),
+    (prof("like", "x"), "rule.profile.op", "unknown operator 'like'"),
+    (prof("EQ", "x"), "rule.profile.op", "unknown operator 'EQ'"),
+    ({"profile": {"prop": "p", "op": "eq", "value": 1, "extra": 2}}, "rule.profile.extra", "unknown field"),
+    (prof("eq", with_value=False), "rule.profile.value", "needs a value"),
+    (prof("eq", None), "rule.profile.value", "needs a value"),
+    (prof("eq", [1]), "rule.profile.value", "string, number or boolean"),
+    (prof("neq", {"a": 1}), "rule.profile.value", "string, number or boolean"),
+    (prof("eq", NAN), "rule.profile.value", "string, number or boolean"),
+    (prof("gt", True), "rule.profile.value", "number or a string"),
+    (prof("gte", [1]), "rule.profile.value", "number or a string"),
+    (prof("lt", None), "rule.profile.value", "needs a value"),
+    (prof("lte", math.inf), "rule.profile.value", "number or a string"),
+    (prof("in", "abc"), "rule.profile.value", "non-empty list"),
+    (prof("in", []), "rule.profile.value", "non-empty list"),
+    (prof("not_in", ["a", None]), "rule.profile.value[1]", "got null"),
+    (prof("in", ["a", ["b"]]), "rule.profile.value[1]", "got list"),
+    (prof("contains", 1), "rule.profile.value", "needs a string"),
+    (prof("contains", True), "rule.profile.value", "needs a string"),
+    (prof("exists", "x"), "rule.profile.value", "takes no value"),
+    (prof("not_exists", False), "rule.profile.value", "takes no value"),
+    # event
+    ({"event": []}, "rule.event", "expected an object"),
+    ({"event": {}}, "rule.event.name", "non-empty string"),
+    (ev(""), "rule.event.name", "non-empty string"),
+    (ev("   "), "rule.event.name", "non-empty string"),
+    ({"event": {"name": 5}}, "rule.event.name", "non-empty string"),
+    (ev(within=3), "rule.event.within", "unknown field"),
+    (ev(where={"prop": "a"}), "rule.event.where", "list of filters"),
+    (ev(where=[{"prop": "a", "op": "eq", "value": 1}, "x"]), "rule.event.where[1]", "expected an object"),
+    (ev(where=[{"prop": "a", "op": "in", "value": []}]), "rule.event.where[0].value", "non-empty list"),
+    (ev(where=[{"op": "eq", "value": 1}]), "rule.event.where[0].prop", "non-empty string"),
+    (ev(where=[{"prop": "a", "op": "has"}]), "rule.event.where[0].op", "unknown operator"),
+    (ev(count=2), "rule.event.count", "expected an object"),
+    (ev(count={"op": "in", "value": 2}), "rule.event.count.op", "unknown operator 'in'"),
+    (ev(count={"op": "contains", "value": 2}), "rule.event.count.op", "unknown operator"),
+    (ev(count={"value": 2}), "rule.event.count.op", "unknown operator None"),
+    (ev(count={"op": "gte"}), "rule.event.count.value", "non-negative integer"),
+    (ev(count={"op": "gte", "value": -1}), "rule.event.count.value", "non-negative integer"),
+    (ev(count={"op": "gte", "value": 1.5}), "rule.event.count.value", "non-negative integer"),
+    (ev(count={"op": "gte", "value": "2"}), "rule.event.count.value", "non-negative integer"),
+    (ev(count={"op": "gte", "value": True}), "rule.event.count.value", "non-negative integer"),
+    (ev(count={"op": "gte", "value": NAN}), "rule.event.count.value", "non-negative integer"),
+    (ev(count={"op": "gte", "value": 1, "x": 1}), "rule.event.count.x", "unknown field"),
+    (ev(sum={"op": "gte", "value": 1}), "rule.event.sum.prop", "non-empty string"),
+    (ev(sum={"prop": "a", "op": "in", "value": 1}), "rule.event.sum.op", "unknown operator"),
+    (ev(sum={"prop": "a", "op": "gte"}), "rule.event.sum.value", "needs a number"),
+    (ev(sum={"prop": "a", "op": "gte", "value": "5"}), "rule.event.sum.value", "needs a number"),
+    (ev(sum={"prop": "a", "op": "gte", "value": False}), "rule.event.sum.value", "needs a number"),
+    (ev(sum={"prop": "a", "op": "gte", "value": math.inf}), "rule.event.sum.value", "needs a number"),
+    (ev(sum=[1]), "rule.event.sum", "expected an object"),
+    (ev(within_days=0), "rule.event.within_days", "number of days"),
+    (ev(within_days=-1), "rule.event.within_days", "number of days"),
+    (ev(within_days=3650.5), "rule.event.within_days", "number of days"),
+    (ev(within_days="30"), "rule.event.within_days", "number of days"),
+    (ev(within_days=True), "rule.event.within_days", "number of days"),
+    (ev(within_days=NAN), "rule.event.within_days", "number of days"),
+    # reachable
+    ({"reachable": "fax"}, "rule.reachable", "unknown channel 'fax'"),
+    ({"reachable": "Email"}, "rule.reachable", "unknown channel"),
+    ({"reachable": ["email"]}, "rule.reachable", "unknown channel"),
+    ({"reachable": None}, "rule.reachable", "unknown channel"),
+    # nested paths
+    (
+        {"all": [ev(), {"event": {"name": "X", "count": {"op": "ge", "value": 1}}}]},
+        "rule.all[1].event.count.op",
+        "unknown operator 'ge'",
+    ),
+    ({"not": {"any": [prof("eq", 1), prof("in", [])]}}, "rule.not.any[1].profile.value", "non-empty list"),
+]
+
+
+@pytest.mark.parametrize(("rule", "path", "message"), BAD)
+def test_invalid_rules_name_the_bad_part(rule: object, path: str, message: str) -> None:
+    with pytest.raises(RuleError) as info:
+        parse_rule(rule)
+    assert info.value.path == path
+    assert message in info.value.message
+    assert str(info.value) == f"{path}: {info.value.message}"
+    assert isinstance(info.value, ValueError)
+
+
+def test_custom_root_path() -> None:
+    with pytest.raises(RuleError) as info:
+        parse_rule({"all": []}, "segment.rule")
+    assert info.value.path == "segment.rule.all"
+
+
+def nested_not(depth: int) -> object:
+    rule: object = ev()
+    for _ in range(depth):
+        rule = {"not": rule}
+    return rule
+
+
+def test_nesting_depth_is_bounded() -> None:
+    parse_rule(nested_not(MAX_DEPTH))
+    with pytest.raises(RuleError, match="nested deeper"):
+        parse_rule(nested_not(MAX_DEPTH + 1))
+    with pytest.raises(RuleError, match="nested deeper"):
+        parse_rule(nested_not(100_000))
+
+
+# --- segments ---------------------------------------------------------------
+
+
+def test_segment_defaults_to_live() -> None:
+    spec = parse_segment({"name": "Pune shoppers", "rule": DESIGN_EXAMPLE})
+    assert spec == SegmentSpec("Pune shoppers", "live", parse_rule(DESIGN_EXAMPLE))
+
+
+@pytest.mark.parametrize("kind", ["live", "past_behavior"])
+def test_rule_kinds(kind: str) -> None:
+    assert parse_segment({"name": "n", "kind": kind, "rule": ev()}).kind == kind
+
+
+@pytest.mark.parametrize(
+    "body", [{"name": "n", "kind": "custom_list"}, {"name": "n", "kind": "custom_list", "rule": None}]
+)
+def test_custom_list_has_no_rule(body: object) -> None:
+    assert parse_segment(body) == SegmentSpec("n", "custom_list", None)
+
+
+def test_name_at_limit() -> None:
+    assert parse_segment({"name": "x" * 200, "rule": ev()}).name == "x" * 200
+
+
+BAD_SEGMENTS: list[tuple[object, str, str]] = [
+    ([], "body", "expected an object"),
+    (None, "body", "expected an object"),
+    ({"rule": ev()}, "name", "non-empty string"),
+    ({"name": "", "rule": ev()}, "name", "non-empty string"),
+    ({"name": "  ", "rule": ev()}, "name", "non-empty string"),
+    ({"name": 7, "rule": ev()}, "name", "non-empty string"),
+    ({"name": "x" * 201, "rule": ev()}, "name", "at most 200"),
+    ({"name": "n", "kind": "static", "rule": ev()}, "kind", "unknown kind 'static'"),
+    ({"name": "n", "kind": None, "rule": ev()}, "kind", "unknown kind"),
+    ({"name": "n"}, "rule", "needs a rule"),
+    ({"name": "n", "kind": "past_behavior", "rule": None}, "rule", "needs a rule"),
+    ({"name": "n", "kind": "custom_list", "rule": ev()}, "rule", "takes no rule"),
+    ({"name": "n", "rule": ev(), "id": "s-1"}, "id", "unknown field"),
+    ({"name": "n", "rule": {"all": []}}, "rule.all", "non-empty list"),
+    ({"name": "n", "rule": {"all": [ev(within_days=0)]}}, "rule.all[0].event.within_days", "number of days"),
+]
+
+
+@pytest.mark.parametrize(("body", "path", "message"), BAD_SEGMENTS)
+def test_invalid_segments(body: object, path: str, message: str) -> None:
+    with pytest.raises(RuleError) as info:
+        parse_segment(body)
+    assert info.value.path == path
+    assert message in info.value.message
+
+
+# --- canonical JSON -----------------------------------------------------------
+
+
+def test_canonical_json_of_design_example() -> None:
+    assert rule_to_json(parse_rule(DESIGN_EXAMPLE)) == {
+        "all": [
+            {"profile": {"prop": "city", "op": "eq", "value": "Pune"}},
+            {
+                "event": {
+                    "name": "Charged",
+                    "where": [{"prop": "category", "op": "eq", "value": "shoes"}],
+                    "count": {"op": "gte", "value": 2},
+                    "within_days": 30,
+                }
+            },
+            {"not": {"event": {"name": "Uninstalled", "count": {"op": "gte", "value": 1}, "within_days": 7}}},
+        ]
+    }
+
+
+def test_canonical_json_normalizes_spellings() -> None:
+    a = parse_rule(ev(count={"op": "gte", "value": 1.0}, where=[], sum=None))
+    b = parse_rule(ev())
+    assert rule_to_json(a) == rule_to_json(b) == {"event": {"name": "E", "count": {"op": "gte", "value": 1}}}
+
+
+@pytest.mark.parametrize("rule", [DESIGN_EXAMPLE, *(r for r, _ in VALID)])
+def test_round_trip_through_text(rule: object) -> None:
+    node = parse_rule(rule)
+    text = json.dumps(rule_to_json(node))
+    assert parse_rule(json.loads(text)) == node
+    assert rule_to_json(parse_rule(json.loads(text))) == rule_to_json(node)
+
+
+def test_nodes_are_frozen_and_hashable() -> None:
+    node = parse_rule(DESIGN_EXAMPLE)
+    assert hash(node) == hash(parse_rule(DESIGN_EXAMPLE))
+    with pytest.raises(AttributeError):
+        node.children = ()  # type: ignore[misc]
