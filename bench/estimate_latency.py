@@ -18,11 +18,14 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from stream.sketches import Estimate
 from stream.state.sample import SampleStore
 
 
 def _parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6380/0")
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--lg-k", type=int, default=12)
@@ -33,6 +36,10 @@ def _parse() -> argparse.Namespace:
 
 def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _fmt(est: Estimate) -> str:
+    return f"{est.estimate:,.0f} [{est.lower_95:,.0f}, {est.upper_95:,.0f}]"
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -60,10 +67,10 @@ async def _main(args: argparse.Namespace) -> None:
             f"p99 {_percentile(timings, 0.99):.3f} ms, max {timings[-1]:.3f} ms, "
             f"mean {statistics.fmean(timings):.3f} ms"
         )
-        print(f"size {size.estimate:,.0f} [{size.lower_95:,.0f}, {size.upper_95:,.0f}] (truth {args.members:,})")
+        print(f"size {_fmt(size)} (truth {args.members:,})")
         # i % 32 as the mask sets each channel bit for exactly half of the users.
         for name, est in reach.items():
-            print(f"  {name:9s} {est.estimate:,.0f} [{est.lower_95:,.0f}, {est.upper_95:,.0f}] (truth {args.members // 2:,})")
+            print(f"  {name:9s} {_fmt(est)} (truth {args.members // 2:,})")
     finally:
         await store.delete(sid)
         await client.aclose()

@@ -7,6 +7,8 @@ monotonic per partition and independent of producers' clocks.
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -34,10 +36,8 @@ async def create_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [t for t in topic_specs(settings) if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in missing]
     finally:
         await admin.close()

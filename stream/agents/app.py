@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from stream import metrics
 from stream.agents.engine import Engine
 from stream.agents.jobs import JobRunner
-from stream.agents.outputs import DeadLetter, Message
 from stream.config import Settings, get_settings
+from stream.outputs import DeadLetter, Message
 
 log = logging.getLogger(__name__)
 LOG_APPEND_TIME = 1

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.agents.outputs import Message
+from stream.outputs import Message
 
 
 async def read_partition(bootstrap: str, topic: str, partition: int, start_ms: int | None,

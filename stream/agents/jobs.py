@@ -24,7 +24,7 @@ from stream.membership import UserState, merge_backfill, reevaluate
 from stream.rules import CHANNELS, Aggregate, event_matches, fold, new_aggregate, reachability
 from stream.rules import channel_mask as mask_of
 from stream.segments import LIVE, Segment, SegmentIndex
-from stream.state.jobs import BACKFILL, RECOUNT, Job, JobStore
+from stream.state.jobs import BACKFILL, Job, JobStore
 
 log = logging.getLogger(__name__)
 CHUNK = 500
@@ -74,8 +74,10 @@ class JobRunner:
     # -- backfill ---------------------------------------------------------------------------
 
     async def _backfill(self, job: Job, seg: Segment, p: int) -> dict[str, Any]:
-        while self.engine.clock() * 1000 < seg.handover_ms + 1000:
-            await asyncio.sleep(0.2)
+        # Only after the handover has passed is every pre-handover message in the log.
+        delay = (seg.handover_ms + 1000) / 1000 - self.engine.clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
         start_ms = seg.created_at_ms - self.settings.max_future_seconds * 1000 if seg.kind == LIVE else None
         history: dict[str, list[Aggregate]] = {}
         seen: dict[str, set[str]] = {}

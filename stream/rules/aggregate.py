@@ -62,7 +62,7 @@ def prune(cond: EventCond, agg: Aggregate, now_ms: int) -> None:
     """Safe only because time moves forward: an entry older than the window never counts again."""
     if cond.within_days is None or not agg.entries:
         return
-    cut = bisect_right(agg.entries, now_ms - window_ms(cond.within_days) + 1, key=_ts)
+    cut = bisect_right(agg.entries, now_ms - window_ms(cond.within_days), key=_ts)
     if cut:
         del agg.entries[:cut]
 
@@ -91,7 +91,7 @@ def next_window_change(cond: EventCond, agg: Aggregate, now_ms: int) -> int | No
     candidates = []
     if lo < hi:
         candidates.append(agg.entries[lo][0] + width)
-    if hi < len(agg.entries):
+    if hi < len(agg.entries) - 1:
         candidates.append(agg.entries[hi][0])
     return min(candidates, default=None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -175,7 +176,7 @@ def test_sample_is_exactly_the_members_below_theta_through_trims() -> None:
             assert sample.entries() == brute_force_state(members, sample.theta)
         thetas.append(sample.theta)
     assert sample.entries() == brute_force_state(members, sample.theta)
-    assert all(a >= b for a, b in zip(thetas, thetas[1:], strict=False)), "theta never rises"
+    assert all(a >= b for a, b in itertools.pairwise(thetas)), "theta never rises"
     assert sample.theta < 0.1
     counts = tuple(sum(1 for _, m in sample.entries().values() if m >> c & 1) for c in range(NUM_CHANNELS))
     assert sample.channel_counts() == counts

@@ -99,7 +99,9 @@ async def test_replaying_a_batch_changes_nothing(private_redis: aioredis.Redis) 
     assert before[0] < 1.0
 
 
-async def test_replaying_a_suffix_keeps_exactly_the_members_below_theta(private_redis: aioredis.Redis) -> None:
+async def test_replaying_a_suffix_keeps_exactly_the_members_below_theta(
+    private_redis: aioredis.Redis,
+) -> None:
     """At-least-once redelivery of several batches may lower theta, never corrupt the sample."""
     rng = random.Random(13)
     store = SampleStore(private_redis, PREFIX, 4)
@@ -195,7 +197,7 @@ async def test_rebuild_restores_exactness_after_churn(private_redis: aioredis.Re
 
     await store.rebuild("s", aiter_of(list(stayers.items())))
 
-    theta, n, counts, entries = await snapshot(private_redis, store, "s")
+    theta, n, _, entries = await snapshot(private_redis, store, "s")
     assert (theta, n) == (1.0, 50)
     assert entries == {uid: (hash_unit(uid), mask) for uid, mask in stayers.items()}
     size, reach = await store.estimate("s")
@@ -232,7 +234,8 @@ async def test_rebuild_to_empty_and_failed_rebuild(private_redis: aioredis.Redis
 
     with pytest.raises(RuntimeError, match="went away"):
         await store.rebuild("s", broken())
-    assert await snapshot(private_redis, store, "s") == before, "a failed rebuild leaves the live sample alone"
+    after_failure = await snapshot(private_redis, store, "s")
+    assert after_failure == before, "a failed rebuild leaves the live sample alone"
     assert sorted(await private_redis.keys("*")) == sorted(store.keys("s")), "and no temporary keys"
 
     await store.rebuild("s", aiter_of([]))

@@ -1,0 +1,175 @@
+"""The one way user state changes reach Redis and the segment side.
+
+Load -> caller's pure work -> compare-and-set commit (retrying conflicts) ->
+segment-changes messages -> member sets and trend -> samples, timers, known
+users, identity index. The worker's events, timers and jobs use it, and so
+does the API's list upload, so every membership change takes the same path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+
+from stream import metrics
+from stream.membership import ENTER, EXIT, Transition, UserState, next_due_ms
+from stream.outputs import Outputs
+from stream.segments import SegmentIndex
+from stream.state.keys import Keys
+from stream.state.sample import SampleStore
+from stream.state.segments import MemberChange, SegmentStore
+from stream.state.users import Lookup, UserStore
+
+MAX_ATTEMPTS = 20
+IDENTITY_PROPS = ("email", "phone")
+
+# Pure work on a loaded user; returns (topic, outcome) pairs to count once committed.
+Work = Callable[[UserState, SegmentIndex], list[tuple[str, str]]]
+
+
+@dataclass
+class Applied:
+    user: UserState
+    partition: int | None  # None: the caller does not know it (API); timers and known set untouched
+    identities_before: dict[str, str]
+
+
+@dataclass
+class CommitReport:
+    applied: list[UserState] = field(default_factory=list)
+    transitions: list[tuple[str, str, Transition]] = field(default_factory=list)  # (user, change, t)
+
+
+def identities(user: UserState) -> dict[str, str]:
+    return {p: str(user.profile[p]) for p in IDENTITY_PROPS if isinstance(user.profile.get(p), str)}
+
+
+def needs_commit(user: UserState) -> bool:
+    return bool(user.dirty or user.new_event_ids or user.outbox or user.stale_outbox)
+
+
+class Committer:
+    def __init__(self, redis: Redis, keys: Keys, users: UserStore, segments: SegmentStore,
+                 samples: SampleStore, outputs: Outputs, timezone: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.users = users
+        self.segments = segments
+        self.samples = samples
+        self.outputs = outputs
+        self.zone = ZoneInfo(timezone)
+
+    async def run(self, lookups: Sequence[Lookup], partition_of: dict[str, int | None], work: Work,
+                  index: SegmentIndex, now: int, only_existing: bool = False) -> CommitReport:
+        pending = {lk.user_id: lk for lk in lookups}
+        applied: list[Applied] = []
+        outcomes: list[tuple[str, str]] = []
+        for _attempt in range(MAX_ATTEMPTS):
+            if not pending:
+                break
+            users = await self.users.load(list(pending.values()))
+            batch: list[tuple[UserState, dict[str, str], list[tuple[str, str]]]] = []
+            for user in users:
+                if only_existing and not user.exists:
+                    pending.pop(user.user_id)
+                    continue
+                before = identities(user)
+                batch.append((user, before, work(user, index)))
+            to_commit = [u for u, _, _ in batch if needs_commit(u)]
+            results = await self.users.commit(to_commit)
+            committed = {id(u) for u, ok in zip(to_commit, results, strict=True) if ok}
+            for user, before, outs in batch:
+                if id(user) in committed or not needs_commit(user):
+                    applied.append(Applied(user, partition_of.get(user.user_id), before))
+                    outcomes.extend(outs)
+                    pending.pop(user.user_id)
+        if pending:
+            raise RuntimeError(f"{len(pending)} users kept conflicting; the batch will be redelivered")
+        for topic, outcome in outcomes:
+            metrics.EVENTS_PROCESSED.labels(topic, outcome).inc()
+        return await self._publish(applied, index, now)
+
+    async def _publish(self, applied: list[Applied], index: SegmentIndex, now: int) -> CommitReport:
+        report = CommitReport(applied=[a.user for a in applied])
+        fresh = [(a.user.user_id, t) for a in applied for t in a.user.outbox if t.op in (ENTER, EXIT)]
+        replayed = [(a.user.user_id, t) for a in applied for t in a.user.stale_outbox if t.op in (ENTER, EXIT)]
+        # Kafka first: a crash between this and the member sets is repaired by the outbox
+        # replay on the user's next touch, at worst sending a message twice.
+        if fresh:
+            await self.outputs.send_changes([self.change_record(u, t) for u, t in fresh])
+        member_changes: dict[str, list[MemberChange]] = defaultdict(list)
+        origin: dict[str, list[tuple[bool, str, Transition]]] = defaultdict(list)
+        for is_fresh, rows in ((False, replayed), (True, fresh)):
+            for uid, t in rows:
+                if t.segment_id in index.segments:
+                    member_changes[t.segment_id].append(("1" if t.op == ENTER else "0", uid, self.day(t.at_ms)))
+                    origin[t.segment_id].append((is_fresh, uid, t))
+        changed = await self.segments.apply_members(member_changes)
+        recovered: list[tuple[str, Transition]] = []
+        for sid, flags in changed.items():
+            for (is_fresh, uid, t), flag in zip(origin[sid], flags, strict=True):
+                if flag:
+                    metrics.SEGMENT_TRANSITIONS.labels(sid, _change(t)).inc()
+                    if not is_fresh:
+                        recovered.append((uid, t))
+                if is_fresh:
+                    report.transitions.append((uid, _change(t), t))
+        if recovered:
+            await self.outputs.send_changes([self.change_record(u, t) for u, t in recovered])
+        await self._side_effects(applied, index, now, set(member_changes))
+        return report
+
+    async def _side_effects(self, applied: list[Applied], index: SegmentIndex, now: int,
+                            touched_segments: set[str]) -> None:
+        sample_changes: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
+        known: dict[int, list[str]] = defaultdict(list)
+        pipe = self.redis.pipeline(transaction=False)
+        for a in applied:
+            user = a.user
+            for t in [*user.stale_outbox, *user.outbox]:
+                if t.segment_id in index.segments:
+                    sample_changes[t.segment_id].append((user.user_id, None if t.op == EXIT else t.mask))
+            if a.partition is not None:
+                known[a.partition].append(user.user_id)
+                due = next_due_ms(user, index, now)
+                if due is None:
+                    pipe.zrem(self.keys.due(a.partition), user.user_id)
+                else:
+                    pipe.zadd(self.keys.due(a.partition), {user.user_id: due})
+            after = identities(user)
+            for prop, value in a.identities_before.items():
+                if after.get(prop) != value:
+                    pipe.srem(self.keys.identity(prop, value), user.user_id)
+            for prop, value in after.items():
+                if a.identities_before.get(prop) != value:
+                    pipe.sadd(self.keys.identity(prop, value), user.user_id)
+        for partition, uids in known.items():
+            pipe.sadd(self.keys.known(partition), *uids)
+        sizes = sorted(touched_segments)
+        for sid in sizes:
+            pipe.scard(self.keys.members(sid))
+        replies = await pipe.execute()
+        for sid, size in zip(sizes, replies[len(replies) - len(sizes) :], strict=True):
+            metrics.SEGMENT_MEMBERS.labels(sid).set(size)
+        if sample_changes:
+            await self.samples.apply(sample_changes)
+
+    def day(self, at_ms: int) -> str:
+        """Trend days follow the configured zone's midnights."""
+        return datetime.fromtimestamp(at_ms / 1000, self.zone).date().isoformat()
+
+    @staticmethod
+    def change_record(user_id: str, t: Transition) -> tuple[str, bytes]:
+        ts = datetime.fromtimestamp(t.at_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+        value = {"segment_id": t.segment_id, "user_id": user_id, "change": _change(t), "ts": ts}
+        return user_id, json.dumps(value, separators=(",", ":")).encode()
+
+
+def _change(t: Transition) -> str:
+    return "entered" if t.op == ENTER else "exited"
