@@ -57,7 +57,7 @@ def oracle_compare(op: str, actual: object, expected: object) -> bool:
     if _tag(actual) not in ("num", "str") or _tag(actual) != _tag(expected):
         return False
     a, b = actual, expected
-    return {"lt": a < b, "lte": a <= b, "gt": b < a, "gte": b <= a}[op]  # type: ignore[operator]
+    return bool({"lt": a < b, "lte": a <= b, "gt": b < a, "gte": b <= a}[op])  # type: ignore[operator]
 
 
 def _amount(props: Mapping[str, Value], prop: str) -> float:
@@ -122,8 +122,6 @@ def oracle_member(
             return _event_holds(n, history, now_ms)
         assert isinstance(n, Reachable)
         identity = profile.get(IDENTITY[n.channel])
-        return (
-            isinstance(identity, str) and identity.strip() != "" and subscriptions.get(n.channel) is not False
-        )
+        return isinstance(identity, str) and identity.strip() != "" and subscriptions.get(n.channel) is not False
 
     return holds(node)

@@ -91,7 +91,7 @@ def next_window_change(cond: EventCond, agg: Aggregate, now_ms: int) -> int | No
     candidates = []
     if lo < hi:
         candidates.append(agg.entries[lo][0] + width)
-    if hi < len(agg.entries) - 1:
+    if hi < len(agg.entries):
         candidates.append(agg.entries[hi][0])
     return min(candidates, default=None)
 

@@ -29,8 +29,7 @@ def _has_identity(value: Scalar | None) -> bool:
 def reachability(profile: Mapping[str, Scalar], subscriptions: Mapping[str, bool]) -> dict[str, bool]:
     """Only an explicit `False` opts out: users who never answered are subscribed."""
     return {
-        channel: _has_identity(profile.get(IDENTITY_PROP[channel]))
-        and subscriptions.get(channel) is not False
+        channel: _has_identity(profile.get(IDENTITY_PROP[channel])) and subscriptions.get(channel) is not False
         for channel in CHANNELS
     }
 

@@ -36,10 +36,10 @@ def event_holds(cond: EventCond, agg: Aggregate, now_ms: int) -> bool:
     return cond.sum is None or compare(cond.sum.op, total, cond.sum.value)
 
 
-def _check(node: Node, aggs: Sequence[Aggregate]) -> None:
-    expected = len(event_conditions(node))
-    if len(aggs) != expected:
-        raise ValueError(f"rule has {expected} event conditions but {len(aggs)} aggregates were given")
+def _check(conds: Sequence[EventCond], aggs: Sequence[Aggregate]) -> None:
+    """A length mismatch means state written for another version of the rule; failing beats misreading it."""
+    if len(aggs) != len(conds):
+        raise ValueError(f"rule has {len(conds)} event conditions but {len(aggs)} aggregates were given")
 
 
 def evaluate(
@@ -49,7 +49,7 @@ def evaluate(
     aggs: Sequence[Aggregate],
     now_ms: int,
 ) -> bool:
-    _check(node, aggs)
+    _check(event_conditions(node), aggs)
     return _Evaluator(profile, reach, aggs, now_ms).run(node)
 
 
@@ -88,8 +88,6 @@ def next_change_ms(node: Node, aggs: Sequence[Aggregate], now_ms: int) -> int | 
     flips would duplicate the evaluator for little gain.
     """
     conds = event_conditions(node)
-    _check(node, aggs)
-    times = [
-        t for c, a in zip(conds, aggs, strict=True) if (t := next_window_change(c, a, now_ms)) is not None
-    ]
+    _check(conds, aggs)
+    times = [t for c, a in zip(conds, aggs, strict=True) if (t := next_window_change(c, a, now_ms)) is not None]
     return min(times, default=None)

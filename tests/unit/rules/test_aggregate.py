@@ -60,7 +60,7 @@ def test_non_windowed_fold_counts_and_sums_numbers_only() -> None:
         {},
         {"amount": float("nan")},
     ):
-        fold(c, agg, T0, props)  # type: ignore[arg-type]
+        fold(c, agg, T0, props)
     assert (agg.count, agg.total, agg.entries) == (6, 12.5, [])
     assert window_stats(c, agg, T0 - 10 * DAY) == (6, 12.5)
 
@@ -176,6 +176,20 @@ def test_evaluate_does_not_short_circuit_the_numbering() -> None:
     assert evaluate(node, {}, {"email": True}, only_b, T0)
     assert evaluate(node, {}, {"email": False}, only_b, T0)
     assert not evaluate(node, {}, {}, [new_aggregate(), new_aggregate()], T0)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"all": [{"any": [{"reachable": "email"}, {"event": {"name": "A"}}]}, {"event": {"name": "B"}}]},
+        {"any": [{"all": [{"not": {"reachable": "email"}}, {"event": {"name": "A"}}]}, {"event": {"name": "B"}}]},
+    ],
+)
+def test_short_circuit_inside_a_subtree_keeps_later_indices(rule: object) -> None:
+    """B must read its own aggregate even when A's subtree is decided before A is looked at."""
+    node = parse_rule(rule)
+    assert evaluate(node, {}, {"email": True}, [Aggregate(count=0), Aggregate(count=1)], T0)
+    assert not evaluate(node, {}, {"email": True}, [Aggregate(count=1), Aggregate(count=0)], T0)
 
 
 def test_sum_and_count_must_both_hold() -> None:

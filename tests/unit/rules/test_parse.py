@@ -130,7 +130,8 @@ BAD: list[tuple[object, str, str]] = [
     # node shape
     ("x", "rule", "exactly one of"),
     (None, "rule", "got null"),
-    ([], "rule", "got list"),
+    ([], "rule", "got an empty list"),
+    ([ev()], "rule", "got list"),
     ({}, "rule", "an empty object"),
     ({"all": [ev()], "any": [ev()]}, "rule", "keys all, any"),
     ({"and": [ev()]}, "rule.and", "unknown condition"),
@@ -337,5 +338,6 @@ def test_round_trip_through_text(rule: object) -> None:
 def test_nodes_are_frozen_and_hashable() -> None:
     node = parse_rule(DESIGN_EXAMPLE)
     assert hash(node) == hash(parse_rule(DESIGN_EXAMPLE))
+    assert isinstance(node, All)
     with pytest.raises(AttributeError):
         node.children = ()  # type: ignore[misc]

@@ -145,6 +145,8 @@ profiles = st.fixed_dictionaries(
     },
 )
 subscriptions = st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), max_size=5)
+
+
 def event_props(rule: Node) -> st.SearchStrategy[dict[str, Scalar]]:
     """Props biased towards the rule's own filter values, so filters pass often enough to matter."""
     hints: list[Scalar] = []
@@ -190,9 +192,9 @@ ticks = st.builds(
 
 @st.composite
 def streams(draw: st.DrawFn, rule: Node) -> list[RawEvent | Tick]:
-    items = st.one_of(event_at(rule), event_at(rule), ticks)
-    steps: list[RawEvent | Tick] = draw(st.lists(items, min_size=4, max_size=30))
-    if steps and draw(st.booleans()):
+    items: st.SearchStrategy[RawEvent | Tick] = st.one_of(event_at(rule), event_at(rule), ticks)
+    steps = draw(st.lists(items, min_size=4, max_size=30))
+    if draw(st.booleans()) and steps:
         repeat = [s for s in steps if not isinstance(s, Tick)]
         if repeat:
             steps.insert(draw(st.integers(0, len(steps))), draw(st.sampled_from(repeat)))  # exact redelivery
