@@ -154,8 +154,9 @@ class Engine:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def run_users(self, user_ids: Sequence[str], partition: int, work: Work) -> CommitReport:
-        """For jobs: applies `work` to existing users under the engine lock."""
+    async def run_users(self, user_ids: Sequence[str], partition: int, work: Work,
+                        only_existing: bool = True) -> CommitReport:
+        """For jobs: applies `work` to users under the engine lock."""
         async with self.lock:
             return await self.committer.run([Lookup(u) for u in user_ids], dict.fromkeys(user_ids, partition),
-                                            work, self.registry.index, self.now_ms(), only_existing=True)
+                                            work, self.registry.index, self.now_ms(), only_existing=only_existing)

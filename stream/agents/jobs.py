@@ -102,15 +102,25 @@ class JobRunner:
             current = idx.segments.get(seg.id)
             if current is None:
                 return []
+            # A user met only here (the live agent lags behind the log) is a known user
+            # all the same: decide every segment for them now, as the live path would.
+            sids = {seg.id} if user.exists else idx.ruled
+            user.exists = True
             merge_backfill(user, current, history.get(user.user_id) or [new_aggregate() for _ in seg.conditions])
-            reevaluate(user, idx, {seg.id}, self.engine.now_ms())
+            reevaluate(user, idx, sids, self.engine.now_ms())
             return []
 
-        total = await self._known_count(p)
+        total = await self._known_count(p) + len(history)
         done = 0
         async for chunk in self._users(p):
             await self.engine.run_users(chunk, p, work)
             done += len(chunk)
+            await self.jobs.progress(job.id, p, 0.5 + 0.5 * min(1.0, done / total), self.owner)
+        # Users in the log the live agent has not reached yet are not in the known set.
+        unseen = sorted(history)
+        for start in range(0, len(unseen), CHUNK):
+            await self.engine.run_users(unseen[start : start + CHUNK], p, work, only_existing=False)
+            done += len(unseen[start : start + CHUNK])
             await self.jobs.progress(job.id, p, 0.5 + 0.5 * min(1.0, done / total), self.owner)
         return {"events_read": read, "users": done}
 

@@ -7,13 +7,25 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from stream import __version__, metrics
+from stream.api import errors
 from stream.api.deps import Services
-from stream.api.routes import segments
+from stream.api.observe import RequestMetrics
+from stream.api.routes import export, insights, lists, registry, segments, users
 from stream.config import Settings, get_settings
 from stream.topics import kafka_reachable
+
+
+class Alive(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    redis: bool
+    kafka: bool
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,15 +39,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.services.outputs.close()
             await redis.aclose()
 
     app = FastAPI(title="Live segments", version=__version__, lifespan=lifespan)
+    app.add_middleware(RequestMetrics)
+    errors.install(app)
 
-    @app.get("/livez", tags=["ops"])
+    @app.get("/livez", tags=["ops"], response_model=Alive)
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "a dependency is unreachable"}})
+    @app.get("/readyz", tags=["ops"], response_model=Ready,
+             responses={503: {"model": Ready, "description": "a dependency is unreachable"}})
     async def readyz() -> JSONResponse:
         services: Services = app.state.services
         try:
@@ -46,10 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ok = redis_ok and kafka_ok
         return JSONResponse({"redis": redis_ok, "kafka": kafka_ok}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
+    @app.get("/metrics", tags=["ops"], response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics_page() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    app.include_router(segments.router)
+    for module in (segments, insights, users, export, lists, registry):
+        app.include_router(module.router)
     return app

@@ -1,23 +1,28 @@
-"""Segments: create, list, read, delete."""
+"""Segments: create, list and search, read, rename or hide, delete."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 
-from stream.api.deps import Services, services
+from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
+from stream.api.models import SegmentCreated, SegmentDetail, SegmentList, SegmentOut, SegmentPatch, errors
 from stream.rules import RuleError, describe, parse_segment, rule_to_json
 from stream.segments import Segment
 from stream.state.catalog import create_segment, delete_segment
 
 router = APIRouter(tags=["segments"])
-Svc = Annotated[Services, Depends(services)]
+
+CREATE_EXAMPLE = {"name": "Pune shoppers", "kind": "live",
+                  "rule": {"profile": {"prop": "city", "op": "eq", "value": "Pune"}}}
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def segment_body(seg: Segment) -> dict[str, Any]:
@@ -31,15 +36,8 @@ def segment_body(seg: Segment) -> dict[str, Any]:
     }
 
 
-async def get_segment_or_404(svc: Services, sid: str) -> Segment:
-    seg = await svc.segments.get(sid)
-    if seg is None:
-        raise HTTPException(404, detail=f"segment {sid!r} not found")
-    return seg
-
-
-@router.post("/segments", status_code=201)
-async def create(svc: Svc, body: Annotated[Any, Body()]) -> dict[str, Any]:
+@router.post("/segments", status_code=201, response_model=SegmentCreated, responses=errors(400, 422))
+async def create(svc: Svc, body: Annotated[Any, Body(examples=[CREATE_EXAMPLE])] = None) -> dict[str, Any]:
     try:
         spec = parse_segment(body)
     except RuleError as exc:
@@ -48,21 +46,20 @@ async def create(svc: Svc, body: Annotated[Any, Body()]) -> dict[str, Any]:
     return {**segment_body(seg), "backfill_job_id": job_id}
 
 
-@router.get("/segments")
-async def list_segments(svc: Svc, q: Annotated[str, Query(max_length=200)] = "",
+@router.get("/segments", response_model=SegmentList, responses=errors(422))
+async def list_segments(svc: Svc, q: Annotated[str, Query(max_length=200, description="name contains")] = "",
                         include_hidden: bool = False) -> dict[str, Any]:
     index = await svc.segments.load_index()
-    rows = []
-    for seg in sorted(index.segments.values(), key=lambda s: s.created_at_ms):
-        if (seg.hidden and not include_hidden) or q.lower() not in seg.name.lower():
-            continue
-        size, _ = await svc.samples.estimate(seg.id)
-        rows.append({**segment_body(seg), "estimated_size": size.estimate})
-    return {"segments": rows}
+    needle = q.strip().casefold()
+    shown = [s for s in sorted(index.segments.values(), key=lambda s: (s.created_at_ms, s.id))
+             if (include_hidden or not s.hidden) and needle in s.name.casefold()]
+    sizes = await asyncio.gather(*(svc.samples.estimate(s.id) for s in shown))
+    return {"segments": [{**segment_body(s), "estimated_size": size.estimate}
+                         for s, (size, _) in zip(shown, sizes, strict=True)]}
 
 
-@router.get("/segments/{sid}")
-async def read(svc: Svc, sid: str) -> dict[str, Any]:
+@router.get("/segments/{sid}", response_model=SegmentDetail, responses=errors(404, 422))
+async def read(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     seg = await get_segment_or_404(svc, sid)
     job = await svc.jobs.for_segment(sid, "backfill")
     backfill = None if job is None else {"job_id": job.id, "status": job.status, "progress": job.progress}
@@ -70,8 +67,37 @@ async def read(svc: Svc, sid: str) -> dict[str, Any]:
     return {**segment_body(seg), "summary": summary, "backfill": backfill}
 
 
-@router.delete("/segments/{sid}", status_code=204)
-async def delete(svc: Svc, sid: str) -> Response:
+@router.patch("/segments/{sid}", response_model=SegmentOut, responses=errors(400, 404, 422))
+async def update(svc: Svc, sid: SegmentId, patch: SegmentPatch) -> dict[str, Any]:
+    if patch.name is None and patch.hidden is None:
+        raise HTTPException(422, detail="body: give name and/or hidden to change")
+    seg = await get_segment_or_404(svc, sid)
+    changed = dataclasses.replace(
+        seg,
+        name=seg.name if patch.name is None else patch.name,
+        hidden=seg.hidden if patch.hidden is None else patch.hidden,
+    )
+    if changed != seg:
+        await svc.segments.put(changed)
+    return segment_body(changed)
+
+
+@router.delete("/segments/{sid}", status_code=204, response_class=Response, responses=errors(404, 409, 422))
+async def delete(svc: Svc, sid: SegmentId) -> Response:
     await get_segment_or_404(svc, sid)
-    await delete_segment(svc.segments, svc.samples, sid)
+    usage = await svc.registry.begin_delete(sid)
+    if usage.campaigns or usage.journeys:
+        raise HTTPException(409, detail=await _in_use(svc, sid))
+    try:
+        await delete_segment(svc.segments, svc.samples, sid)
+    finally:
+        await svc.registry.end_delete(sid)
     return Response(status_code=204)
+
+
+async def _in_use(svc: Services, sid: str) -> str:
+    users = await svc.registry.users_of(sid)
+    named = ", ".join(f"{'campaign' if it['id'].startswith('cmp-') else 'journey'} {it['name']!r} ({it['id']})"
+                      for it in users[:20])
+    more = f" and {len(users) - 20} more" if len(users) > 20 else ""
+    return f"segment {sid!r} is used by {named}{more}; delete those first"

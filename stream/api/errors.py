@@ -1,0 +1,50 @@
+"""Every failure answers 4xx/503 JSON `{"detail": "..."}`, never a bare 500.
+
+FastAPI's own validation answer is a list of error objects that can carry
+non-JSON values (bytes, exceptions) and then fails to serialise; a short
+string naming each bad location is both safer and easier to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from stream.api.outputs import KafkaUnavailable
+
+MAX_DETAIL = 1000
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for err in errors:
+        if not isinstance(err, dict):
+            parts.append(str(err)[:200])
+            continue
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid"))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    text = "; ".join(parts) or "invalid request"
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 3] + "..."
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": describe_errors(exc.errors())}, status_code=422)
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    what = "kafka" if isinstance(exc, KafkaUnavailable) else "redis"
+    return JSONResponse({"detail": f"{what} is unavailable, try again later"}, status_code=503)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    for exc_type in (KafkaUnavailable, RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(exc_type, _unavailable)

@@ -1,0 +1,175 @@
+"""Request and response bodies, so /openapi.json says exactly what the routes send.
+
+Response models are declared on every route: FastAPI validates each answer
+against them, which keeps the published schema honest (the schemathesis test
+checks the two agree).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Channel = Literal["email", "sms", "whatsapp", "push", "web_push"]
+Scalar = str | bool | int | float
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SegmentOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    rule: dict[str, Any] | None
+    created_at: str
+    hidden: bool
+
+
+class SegmentCreated(SegmentOut):
+    backfill_job_id: str | None = Field(description="the creation backfill; none for custom lists")
+
+
+class SegmentListItem(SegmentOut):
+    estimated_size: float
+
+
+class SegmentList(BaseModel):
+    segments: list[SegmentListItem]
+
+
+class BackfillOut(BaseModel):
+    job_id: str
+    status: str
+    progress: float
+
+
+class SegmentDetail(SegmentOut):
+    summary: str
+    backfill: BackfillOut | None
+
+
+class SegmentPatch(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    name: Name | None = None
+    hidden: bool | None = None
+
+
+class TrendPoint(BaseModel):
+    date: str
+    size: int
+    entered: int
+    exited: int
+
+
+class TrendOut(BaseModel):
+    points: list[TrendPoint]
+    today: TrendPoint
+
+
+class EstimateOut(BaseModel):
+    estimate: float
+    lower_95: float
+    upper_95: float
+
+
+class EstimateInsights(BaseModel):
+    mode: Literal["estimate"]
+    as_of: str
+    size: EstimateOut
+    reachability: dict[str, EstimateOut]
+
+
+class ExactInsights(BaseModel):
+    mode: Literal["exact"]
+    computed_at: str
+    size: int
+    blacklisted: int
+    reachability: dict[str, int]
+    drift: int = Field(description="memberships the recount corrected (0 when the live path was right)")
+    users_scanned: int
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+
+
+class JobOut(BaseModel):
+    job_id: str
+    type: str
+    segment_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(ge=0, le=1)
+    result: dict[str, Any] | None
+    error: str | None
+
+
+class UserOut(BaseModel):
+    user_id: str
+    profile: dict[str, Scalar]
+    reachability: dict[str, bool]
+    blacklisted: bool
+    segments: list[str]
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut]
+
+
+class UploadOut(BaseModel):
+    rows: int
+    matched: int
+    unmatched: int
+
+
+class CampaignIn(Strict):
+    name: Name
+    segment_id: Ref
+    channel: Channel
+
+
+class CampaignOut(BaseModel):
+    id: str
+    name: str
+    segment_id: str
+    channel: str
+    created_at: str
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignOut]
+
+
+class JourneyIn(Strict):
+    name: Name
+    segment_ids: Annotated[list[Ref], Field(min_length=1, max_length=50)]
+
+
+class JourneyOut(BaseModel):
+    id: str
+    name: str
+    segment_ids: list[str]
+    created_at: str
+
+
+class JourneyList(BaseModel):
+    journeys: list[JourneyOut]
+
+
+class UsageOut(BaseModel):
+    campaigns: int
+    journeys: int
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each listed status answers `{"detail": ...}`."""
+    return {code: {"model": ErrorOut} for code in codes}

@@ -1,0 +1,108 @@
+"""Campaigns and journeys, and how many of each use a segment.
+
+Only what the segment pages need: a use count, and a refusal to delete a
+segment something still sends to. Creation checks the segments exist in the
+same atomic step as the write (see `RegistryStore`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Response
+
+from stream.api.deps import SegmentId, Svc, get_segment_or_404
+from stream.api.models import (
+    CampaignIn,
+    CampaignList,
+    CampaignOut,
+    JourneyIn,
+    JourneyList,
+    JourneyOut,
+    UsageOut,
+    errors,
+)
+from stream.api.routes.segments import iso
+from stream.state.registry_store import CAMPAIGN, JOURNEY
+
+router = APIRouter(tags=["campaigns and journeys"])
+ItemId = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+def campaign_body(item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item["id"], "name": item["name"], "segment_id": item["segment_ids"][0],
+            "channel": item["channel"], "created_at": iso(int(item["created_at_ms"]))}
+
+
+def journey_body(item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item["id"], "name": item["name"], "segment_ids": item["segment_ids"],
+            "created_at": iso(int(item["created_at_ms"]))}
+
+
+def _missing(field: str, sid: str) -> HTTPException:
+    return HTTPException(422, detail=f"{field}: segment {sid!r} does not exist")
+
+
+@router.post("/campaigns", status_code=201, response_model=CampaignOut, responses=errors(400, 422))
+async def create_campaign(svc: Svc, body: CampaignIn) -> dict[str, Any]:
+    stored = await svc.registry.add(CAMPAIGN, {"name": body.name, "channel": body.channel}, [body.segment_id])
+    if isinstance(stored, str):
+        raise _missing("segment_id", stored)
+    return campaign_body(stored)
+
+
+@router.get("/campaigns", response_model=CampaignList)
+async def list_campaigns(svc: Svc) -> dict[str, Any]:
+    return {"campaigns": [campaign_body(it) for it in await svc.registry.items(CAMPAIGN)]}
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut, responses=errors(404, 422))
+async def read_campaign(svc: Svc, campaign_id: ItemId) -> dict[str, Any]:
+    item = await svc.registry.get(CAMPAIGN, campaign_id)
+    if item is None:
+        raise HTTPException(404, detail=f"campaign {campaign_id!r} not found")
+    return campaign_body(item)
+
+
+@router.delete("/campaigns/{campaign_id}", status_code=204, response_class=Response, responses=errors(404, 422))
+async def delete_campaign(svc: Svc, campaign_id: ItemId) -> Response:
+    if not await svc.registry.remove(CAMPAIGN, campaign_id):
+        raise HTTPException(404, detail=f"campaign {campaign_id!r} not found")
+    return Response(status_code=204)
+
+
+@router.post("/journeys", status_code=201, response_model=JourneyOut, responses=errors(400, 422))
+async def create_journey(svc: Svc, body: JourneyIn) -> dict[str, Any]:
+    if len(set(body.segment_ids)) != len(body.segment_ids):
+        raise HTTPException(422, detail="segment_ids: duplicate segment id")
+    stored = await svc.registry.add(JOURNEY, {"name": body.name}, list(body.segment_ids))
+    if isinstance(stored, str):
+        raise _missing("segment_ids", stored)
+    return journey_body(stored)
+
+
+@router.get("/journeys", response_model=JourneyList)
+async def list_journeys(svc: Svc) -> dict[str, Any]:
+    return {"journeys": [journey_body(it) for it in await svc.registry.items(JOURNEY)]}
+
+
+@router.get("/journeys/{journey_id}", response_model=JourneyOut, responses=errors(404, 422))
+async def read_journey(svc: Svc, journey_id: ItemId) -> dict[str, Any]:
+    item = await svc.registry.get(JOURNEY, journey_id)
+    if item is None:
+        raise HTTPException(404, detail=f"journey {journey_id!r} not found")
+    return journey_body(item)
+
+
+@router.delete("/journeys/{journey_id}", status_code=204, response_class=Response, responses=errors(404, 422))
+async def delete_journey(svc: Svc, journey_id: ItemId) -> Response:
+    if not await svc.registry.remove(JOURNEY, journey_id):
+        raise HTTPException(404, detail=f"journey {journey_id!r} not found")
+    return Response(status_code=204)
+
+
+@router.get("/segments/{sid}/usage", response_model=UsageOut, responses=errors(404, 422), tags=["segments"])
+async def usage(svc: Svc, sid: SegmentId) -> dict[str, int]:
+    await get_segment_or_404(svc, sid)
+    used = await svc.registry.usage(sid)
+    return {"campaigns": used.campaigns, "journeys": used.journeys}

@@ -1,0 +1,169 @@
+"""CSV in and out, pure: export columns and rows, and the upload's incremental parser.
+
+Kept free of I/O so quoting, field validation and header detection are
+unit-tested on their own; the API only moves bytes to and from Redis.
+Output is RFC 4180 (CRLF, fields quoted only when they must be), which every
+spreadsheet and `csv.reader` read back unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from stream.rules import CHANNELS, Scalar
+
+REACHABLE_PREFIX = "reachable_"
+PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_FIELDS = 100
+IDENTITY_COLUMNS = ("user_id", "email", "phone")  # priority order when several are present
+MAX_RECORD_CHARS = 64 * 1024  # a longer "row" is garbage (an unclosed quote); dropped, not buffered
+
+
+class CsvError(ValueError):
+    """Bad export fields or upload header; the message is the API's `detail`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: str  # "user_id", "reach" (name is then the channel) or "prop"
+    key: str
+
+
+def parse_fields(raw: str) -> list[Column]:
+    """`user_id`, `reachable_<channel>` or any well-formed property name (profiles are schemaless)."""
+    names = [part.strip() for part in raw.split(",")]
+    if any(not n for n in names):
+        raise CsvError(f"fields: empty field name in {raw!r}")
+    if len(names) > MAX_FIELDS:
+        raise CsvError(f"fields: at most {MAX_FIELDS} fields, got {len(names)}")
+    seen: set[str] = set()
+    columns: list[Column] = []
+    for name in names:
+        if name in seen:
+            raise CsvError(f"fields: duplicate field {name!r}")
+        seen.add(name)
+        if name == "user_id":
+            columns.append(Column(name, "user_id", name))
+        elif name.startswith(REACHABLE_PREFIX):
+            channel = name[len(REACHABLE_PREFIX):]
+            if channel not in CHANNELS:
+                raise CsvError(f"fields: unknown field {name!r}; reachable_ columns are "
+                               + ", ".join(REACHABLE_PREFIX + c for c in CHANNELS))
+            columns.append(Column(name, "reach", channel))
+        elif PROPERTY_NAME.match(name):
+            columns.append(Column(name, "prop", name))
+        else:
+            raise CsvError(f"fields: unknown field {name[:80]!r}; expected user_id, reachable_<channel> "
+                           "or a profile property name of letters, digits, '_', '.', '-' (at most 64)")
+    return columns
+
+
+def cell(value: Scalar | None) -> str:
+    """Booleans as true/false (what the JSON API says), missing as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def row(user_id: str, profile: Mapping[str, Scalar], reach: Mapping[str, bool], columns: Sequence[Column]) -> list[str]:
+    out: list[str] = []
+    for col in columns:
+        if col.kind == "user_id":
+            out.append(user_id)
+        elif col.kind == "reach":
+            out.append(cell(bool(reach.get(col.key))))
+        else:
+            out.append(cell(profile.get(col.key)))
+    return out
+
+
+def render(rows: Iterable[Sequence[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(rows)
+    return buf.getvalue()
+
+
+def identity_column(header: Sequence[str]) -> tuple[int, str]:
+    """(index, kind) of the identity to match on: user_id, else email, else phone."""
+    names = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
+    for kind in IDENTITY_COLUMNS:
+        if kind in names:
+            return names.index(kind), kind
+    shown = ", ".join(repr(h[:40]) for h in header[:10]) or "nothing"
+    raise CsvError(f"header must have a user_id, email or phone column; found {shown}")
+
+
+class RecordSplitter:
+    """Turns decoded text pieces into CSV records without holding the whole body.
+
+    A line ends a record only when the record's quote count is even (RFC 4180
+    escapes a quote by doubling it), so quoted fields may span lines. Each
+    complete record is parsed alone by `csv.reader`; a runaway record past
+    MAX_RECORD_CHARS is returned as one bad (empty) row so it counts, yet costs
+    bounded memory.
+    """
+
+    def __init__(self) -> None:
+        self._partial = ""  # text after the last newline, not yet a line
+        self._record: list[str] = []
+        self._record_len = 0
+        self._quotes = 0
+        self._overflow = False
+
+    def feed(self, text: str) -> list[list[str]]:
+        rows: list[list[str]] = []
+        data = self._partial + text
+        start = 0
+        while True:
+            end = data.find("\n", start)
+            if end < 0:
+                break
+            self._add_line(data[start:end + 1], rows)
+            start = end + 1
+        self._partial = data[start:]
+        if len(self._partial) + self._record_len > MAX_RECORD_CHARS:
+            self._quotes += self._partial.count('"')  # keep the parity that finds the record's end
+            self._overflow = True
+            self._record, self._record_len, self._partial = [], 0, ""
+        return rows
+
+    def finish(self) -> list[list[str]]:
+        rows: list[list[str]] = []
+        if self._partial:
+            self._add_line(self._partial, rows)
+            self._partial = ""
+        if self._record or self._overflow:
+            self._emit(rows)
+        return rows
+
+    def _add_line(self, line: str, rows: list[list[str]]) -> None:
+        self._quotes += line.count('"')
+        if not self._overflow:
+            self._record.append(line)
+            self._record_len += len(line)
+            if self._record_len > MAX_RECORD_CHARS:
+                self._overflow = True
+                self._record, self._record_len = [], 0
+        if self._quotes % 2 == 0:
+            self._emit(rows)
+
+    def _emit(self, rows: list[list[str]]) -> None:
+        if self._overflow:
+            rows.append([])  # counted as an unmatched row by the caller
+        else:
+            text = "".join(self._record)
+            if text.strip("\r\n"):
+                try:
+                    rows.extend(csv.reader([text]))
+                except csv.Error:  # e.g. a bare CR inside an unquoted field
+                    rows.append([])
+        self._record, self._record_len, self._quotes, self._overflow = [], 0, 0, False

@@ -1,0 +1,131 @@
+"""Time moves membership (window exits, "did not" entries) and past_behavior backfill."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from stream.config import Settings
+from stream.rules import parse_segment
+from stream.segments import Segment
+from stream.state.catalog import create_segment
+from stream.state.jobs import JobStore
+from stream.state.keys import Keys
+from stream.state.segments import SegmentStore
+from tests.integration.conftest import Proc, eventually, produce_json
+from tests.integration.scenario import expected_members, generate
+
+pytestmark = pytest.mark.integration
+DAY_MS = 86_400_000
+
+
+async def _segment(settings: Settings, redis: Redis, kind: str, rule: dict[str, Any]) -> tuple[Segment, str | None]:
+    keys = Keys(settings.key_prefix)
+    return await create_segment(SegmentStore(redis, keys), JobStore(redis, keys),
+                                parse_segment({"name": "t", "kind": kind, "rule": rule}), settings.partitions)
+
+
+async def _job_done(settings: Settings, redis: Redis, job_id: str) -> bool:
+    job = await JobStore(redis, Keys(settings.key_prefix)).get(job_id)
+    assert job is not None and job.status != "failed", job
+    return job.status == "done"
+
+
+async def test_window_exit_and_did_not_entry_happen_on_time(
+        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
+    settings, keys = topics, Keys(topics.key_prefix)
+    await start_worker(settings)
+    did = await _segment(settings, redis, "past_behavior", {"event": {"name": "Viewed", "within_days": 1}})
+    did_not = await _segment(settings, redis, "past_behavior",
+                             {"not": {"event": {"name": "Viewed", "within_days": 1}}})
+    for _, job in (did, did_not):
+        assert job is not None
+        await eventually(lambda job=job: _job_done(settings, redis, job), timeout=60, what="backfill")
+    now = int(time.time() * 1000)
+    # Each user's only event leaves the one-day window a few seconds from now.
+    due = {f"w-{i}": now + 6000 + 1500 * i for i in range(4)}
+    await produce_json(producer, settings.topic_events, [
+        {"event_id": f"ev-{uid}", "user_id": uid, "name": "Viewed", "ts": at - DAY_MS} for uid, at in due.items()])
+
+    async def all_in() -> bool:
+        return set(await redis.smembers(keys.members(did[0].id))) == set(due)
+
+    await eventually(all_in, timeout=30, what="users to enter the window segment")
+    assert not set(await redis.smembers(keys.members(did_not[0].id))) & set(due)
+
+    left: dict[str, float] = {}
+    entered: dict[str, float] = {}
+
+    async def watch() -> bool:
+        inside = set(await redis.smembers(keys.members(did[0].id)))
+        outside = set(await redis.smembers(keys.members(did_not[0].id)))
+        t = time.time() * 1000
+        for uid in due:
+            if uid not in inside:
+                left.setdefault(uid, t)
+            if uid in outside:
+                entered.setdefault(uid, t)
+        return len(left) == len(due) and len(entered) == len(due)
+
+    await eventually(watch, timeout=60, interval=0.05, what="window exits")
+    for uid, at in due.items():
+        assert at <= left[uid] <= at + 5000, f"{uid} left {left[uid] - at:.0f} ms after its due time"
+        assert at <= entered[uid] <= at + 5000, f"{uid} entered 'did not' {entered[uid] - at:.0f} ms after due"
+
+
+async def test_past_behavior_backfill_matches_the_oracle_while_events_keep_coming(
+        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
+    settings, keys = topics, Keys(topics.key_prefix)
+    await start_worker(settings)
+    now = int(time.time() * 1000)
+    sc = generate(seed=11, users=400, events=8000, now_ms=now, malformed=0)
+    history, tail = sc.events[:6000], sc.events[6000:]
+    for key, value in sc.profiles:
+        await producer.send(settings.topic_profiles, value, key=key.encode())
+    for key, value in history:
+        await producer.send(settings.topic_events, value, key=key.encode())
+    await producer.flush()
+
+    async def history_seen() -> bool:
+        counts = [await redis.scard(keys.known(p)) for p in range(settings.partitions)]
+        return sum(counts) >= len({k for k, _ in history} | {k for k, _ in sc.profiles})
+
+    await eventually(history_seen, timeout=120, what="the history to be processed")
+    rules = [
+        {"event": {"name": "Charged", "count": {"op": "gte", "value": 2}, "within_days": 30}},
+        {"not": {"event": {"name": "Uninstalled"}}},
+        {"event": {"name": "Viewed", "sum": {"prop": "amount", "op": "gte", "value": 300}}},
+    ]
+
+    async def keep_producing() -> None:  # events straddle the handover: each must count once
+        for key, value in tail:
+            await producer.send(settings.topic_events, value, key=key.encode())
+            await asyncio.sleep(0.0005)
+        await producer.flush()
+
+    feeder = asyncio.create_task(keep_producing())
+    made = [await _segment(settings, redis, "past_behavior", r) for r in rules]
+    await feeder
+    for _, job in made:
+        assert job is not None
+        await eventually(lambda job=job: _job_done(settings, redis, job), timeout=120, what="backfill to finish")
+    job = await JobStore(redis, keys).get(made[0][1] or "")
+    assert job is not None and job.progress == 1.0 and job.result and job.result["events_read"] > 0
+
+    segments = {seg.id: ("past_behavior", seg.created_at_ms, rule) for (seg, _), rule in zip(made, rules, strict=True)}
+
+    async def matches() -> bool:
+        expected = expected_members(sc, segments, int(time.time() * 1000))
+        actual = {sid: set(await redis.smembers(keys.members(sid))) for sid in segments}
+        return actual == expected
+
+    await eventually(matches, timeout=120, interval=1.0, what="backfilled segments to equal the oracle")
