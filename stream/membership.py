@@ -146,7 +146,8 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
     When reachability changed (`mask_before` differs), segments the user stays
     in are told too, so their samples carry the new channel mask.
     """
-    mask = user.mask
+    reach = reachability(user.profile, user.subscriptions)
+    mask = channel_mask(reach)
     found: list[Transition] = []
     for sid in sorted(sids):
         seg = index.segments.get(sid)
@@ -158,7 +159,7 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
             prune(cond, agg, now_ms)
             if len(agg.entries) != before:
                 user.dirty.add(AGG_PREFIX + sid)
-        member = evaluate(seg.rule, user.profile, reachability(user.profile, user.subscriptions), aggs, now_ms)
+        member = evaluate(seg.rule, user.profile, reach, aggs, now_ms)
         if member != (sid in user.members):
             found.append(Transition(sid, ENTER if member else EXIT, now_ms, mask))
             (user.members.add if member else user.members.discard)(sid)
@@ -207,7 +208,7 @@ def next_due_ms(user: UserState, index: SegmentIndex, now_ms: int) -> int | None
     due: int | None = None
     for sid in set(user.stored_aggs) | set(user.aggs):
         seg = index.segments.get(sid)
-        if seg is None or seg.rule is None:
+        if seg is None or seg.rule is None or not seg.windowed:
             continue
         at = next_change_ms(seg.rule, aggregates_for(user, seg), now_ms)
         if at is not None and (due is None or at < due):

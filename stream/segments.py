@@ -39,6 +39,11 @@ class Segment:
         """Live segments ignore history: only events stamped at or after creation count."""
         return self.created_at_ms if self.kind == LIVE else None
 
+    @property
+    def windowed(self) -> bool:
+        """Only windowed conditions move membership with time; others never need a timer."""
+        return any(c.within_days is not None for c in self.conditions)
+
     def counts(self, ts_ms: int) -> bool:
         since = self.counts_from_ms
         return since is None or ts_ms >= since
