@@ -19,7 +19,16 @@ from stream import metrics
 from stream.agents.registry import Registry
 from stream.config import Settings
 from stream.ingest import Event, Invalid, ProfileUpdate, parse_event, parse_profile
-from stream.membership import ENTER, EXIT, UserState, apply_event, apply_profile, forget_segments, reevaluate
+from stream.membership import (
+    ENTER,
+    EXIT,
+    UserState,
+    apply_event,
+    apply_profile,
+    forget_segments,
+    next_due_ms,
+    reevaluate,
+)
 from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
 from stream.state.commit import CommitReport, Committer, Work
@@ -27,6 +36,9 @@ from stream.state.keys import Keys
 from stream.state.sample import SampleStore
 from stream.state.segments import SegmentStore
 from stream.state.users import Lookup, UserStore
+
+
+MAX_REPLAYED_CHANGES = 1000  # per user per tick; the rest waits for the next tick
 
 
 class Engine:
@@ -142,11 +154,17 @@ class Engine:
             def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
                 forget_segments(user, idx.segments.keys())
                 sids = (set(user.stored_aggs) | set(user.aggs)) & idx.ruled
-                # Transitions are dated when the window moved, not when a (possibly
-                # restarted) worker noticed, so the trend stays right across downtime.
-                at = min(due_at[user.user_id], now)
-                found = reevaluate(user, idx, sids, at if at > 0 else now)
-                metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
+                # Replays every window change that fell due, each dated when the window
+                # moved rather than when a (possibly restarted) worker noticed, so the
+                # trend stays right across downtime.
+                at: int | None = due_at[user.user_id]
+                steps = 0
+                while at is not None and at <= now and steps < MAX_REPLAYED_CHANGES:
+                    found = reevaluate(user, idx, sids, at)
+                    metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
+                    at = next_due_ms(user, idx, at)
+                    steps += 1
+                reevaluate(user, idx, sids, now)
                 return []
 
             await self.committer.run([Lookup(uid) for uid in partition_of], dict(partition_of), work, index, now)

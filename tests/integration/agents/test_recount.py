@@ -1,0 +1,116 @@
+"""Exact recounts equal the oracle, report zero drift, and rebuild the estimate sample."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from stream.config import Settings
+from stream.rules import CHANNELS, parse_segment, reachability
+from stream.state.catalog import create_segment
+from stream.state.jobs import JobStore
+from stream.state.keys import Keys
+from stream.state.sample import SampleStore
+from stream.state.segments import SegmentStore
+from tests.integration.conftest import Proc, eventually
+from tests.integration.scenario import RULES, Scenario, expected_members, generate
+
+pytestmark = pytest.mark.integration
+
+
+def final_profiles(sc: Scenario) -> dict[str, tuple[dict[str, Any], dict[str, bool], bool]]:
+    """Last-write-wins profile, subscriptions and blacklist flag per user, from the raw log."""
+    out: dict[str, tuple[dict[str, Any], dict[str, bool], bool]] = {}
+    last: dict[str, int] = {}
+    for uid, raw in sc.profiles:
+        body = json.loads(raw)
+        profile, subs, black = out.get(uid, ({}, {}, False))
+        if body["ts"] >= last.get(uid, -1):
+            last[uid] = body["ts"]
+            profile = {**profile, **body.get("set", {})}
+            for prop in body.get("unset", []):
+                profile.pop(prop, None)
+            subs = {**subs, **body.get("subscriptions", {})}
+            black = body.get("blacklisted", black)
+        out[uid] = (profile, subs, black)
+    return out
+
+
+async def _send(producer: AIOKafkaProducer, topic: str, records: list[tuple[str, bytes]]) -> None:
+    futures = [await producer.send(topic, v, key=k.encode()) for k, v in records]
+    await asyncio.gather(*futures)
+
+
+async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
+        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
+    settings, keys = topics, Keys(topics.key_prefix)
+    jobs = JobStore(redis, keys)
+    await start_worker(settings)
+    chosen = [RULES[3], RULES[6], RULES[10], RULES[12]]
+    made = [await create_segment(SegmentStore(redis, keys), jobs,
+                                 parse_segment({"name": f"r{i}", "kind": "past_behavior", "rule": r}),
+                                 settings.partitions) for i, r in enumerate(chosen)]
+    segments = {seg.id: ("past_behavior", seg.created_at_ms, r) for (seg, _), r in zip(made, chosen, strict=True)}
+    sc = generate(seed=21, users=600, events=12000, now_ms=int(time.time() * 1000), malformed=0)
+    await _send(producer, settings.topic_profiles, sc.profiles)
+    await _send(producer, settings.topic_events, sc.events[:6000])
+
+    # Recount while the second half is still streaming in.
+    feeder = asyncio.create_task(_send(producer, settings.topic_events, sc.events[6000:]))
+    during = [await jobs.create("recount", sid, settings.partitions) for sid in segments]
+    again = await jobs.create("recount", next(iter(segments)), settings.partitions)
+    assert again == during[0], "two recounts of one segment at once share one job"
+    await feeder
+
+    async def done(job_id: str) -> Any:
+        job = await jobs.get(job_id)
+        assert job is not None and job.status != "failed", job
+        return job if job.status == "done" else None
+
+    for job_id in during:
+        job = await eventually(lambda j=job_id: done(j), timeout=120, what="the recount during ingestion")
+        assert job.result["drift"] == 0, job.result
+
+    async def settled() -> bool:
+        expected = expected_members(sc, segments, int(time.time() * 1000))
+        actual = {sid: set(await redis.smembers(keys.members(sid))) for sid in segments}
+        return actual == expected
+
+    await eventually(settled, timeout=120, interval=1.0, what="live membership to equal the oracle")
+    expected = expected_members(sc, segments, int(time.time() * 1000))
+    people = final_profiles(sc)
+    samples = SampleStore(redis, settings.key_prefix, settings.sketch_lg_k)
+    for sid in segments:
+        job = await eventually(lambda s=sid: _recount(jobs, s, settings.partitions), timeout=120, what="recount")
+        result = job.result
+        members = expected[sid]
+        assert result["size"] == len(members)
+        assert result["blacklisted"] == sum(1 for u in members if people.get(u, ({}, {}, False))[2])
+        for channel in CHANNELS:
+            want = sum(1 for u in members if reachability(*people.get(u, ({}, {}, False))[:2])[channel])
+            assert result["reachability"][channel] == want, channel
+        assert result["drift"] == 0
+        assert result["users_scanned"] == len({u for u, _ in sc.profiles} | {u for u, _ in sc.events})
+        size, reach = await samples.estimate(sid)   # below nominal entries: exact
+        assert (size.estimate, size.lower_95, size.upper_95) == (len(members),) * 3
+        assert reach["email"].estimate == result["reachability"]["email"]
+        exact = json.loads(await redis.get(keys.exact(sid)) or "{}")
+        assert exact["size"] == len(members)
+
+
+async def _recount(jobs: JobStore, sid: str, partitions: int) -> Any:
+    job_id = await jobs.create("recount", sid, partitions)
+    while True:
+        job = await jobs.get(job_id)
+        assert job is not None and job.status != "failed", job
+        if job.status == "done":
+            return job
+        await asyncio.sleep(0.2)
