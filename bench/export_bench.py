@@ -53,8 +53,8 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM in /proc status")
 
 
-async def fill(client: aioredis.Redis, keys: Keys, members: int, chunk: int) -> float:
-    """N users (v, profile, subscriptions, blacklist flag) all in segment SID; returns seconds."""
+async def fill(client: aioredis.Redis, keys: Keys, members: int, chunk: int, in_segment: bool = True) -> float:
+    """N users (v, profile, subscriptions, blacklist flag), in segment SID or only known; returns seconds."""
     started = time.perf_counter()
     await SegmentStore(client, keys).put(make_segment(SID, "bench", CUSTOM_LIST, None, int(time.time() * 1000)))
     for start in range(0, members, chunk):
@@ -65,8 +65,9 @@ async def fill(client: aioredis.Redis, keys: Keys, members: int, chunk: int) -> 
                        "name": f'User "{i}"', "score": i % 1000}
             pipe.hset(keys.user(uid), mapping={"v": 1, "p": json.dumps(profile), "s": '{"sms":false}',
                                                "b": "1" if i % BLACKLIST_EVERY == 0 else "0",
-                                               "m": json.dumps([SID])})
-        pipe.sadd(keys.members(SID), *ids)
+                                               "m": json.dumps([SID] if in_segment else [])})
+        if in_segment:
+            pipe.sadd(keys.members(SID), *ids)
         await pipe.execute()
     return time.perf_counter() - started
 

@@ -63,6 +63,8 @@ class UserState:
     aggs: dict[str, list[Aggregate]] = field(default_factory=dict)
     stale_outbox: list[Transition] = field(default_factory=list)
     backfilled: set[str] = field(default_factory=set)
+    due_ms: int | None = None  # next instant a window moves membership ("n"; None: none pending)
+    due_known: bool = False  # "n" was stored, so untouched segments need no recomputation
     seen_event_ids: set[str] = field(default_factory=set)
     new_event_ids: list[str] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
@@ -86,6 +88,9 @@ def load_user(user_id: str, fields: dict[str, str]) -> UserState:
     user.members = set(json.loads(fields["m"])) if "m" in fields else set()
     user.stored_aggs = {k[len(AGG_PREFIX) :]: v for k, v in fields.items() if k.startswith(AGG_PREFIX)}
     user.backfilled = {k[len(BACKFILL_PREFIX) :] for k in fields if k.startswith(BACKFILL_PREFIX)}
+    if "n" in fields:
+        user.due_known = True
+        user.due_ms = None if fields["n"] == "-" else int(fields["n"])
     if "o" in fields:
         user.stale_outbox = [Transition.from_list(row) for row in json.loads(fields["o"])]
     return user
@@ -216,6 +221,30 @@ def next_due_ms(user: UserState, index: SegmentIndex, now_ms: int) -> int | None
     return due
 
 
+def update_due(user: UserState, index: SegmentIndex, now_ms: int) -> int | None:
+    """Keeps `due_ms` right while decoding only the segments this touch decoded anyway.
+
+    New events only add change points and pruning only drops past ones, so a
+    stored due still in the future stays a change point (at worst a harmless
+    early wake-up) and only the touched segments can bring it forward.
+    """
+    if not user.due_known or (user.due_ms is not None and user.due_ms <= now_ms):
+        due = next_due_ms(user, index, now_ms)
+    else:
+        due = user.due_ms
+        for sid, aggs in user.aggs.items():
+            seg = index.segments.get(sid)
+            if seg is None or seg.rule is None or not seg.windowed:
+                continue
+            at = next_change_ms(seg.rule, aggs, now_ms)
+            if at is not None and (due is None or at < due):
+                due = at
+    if due != user.due_ms or not user.due_known:
+        user.due_ms, user.due_known = due, True
+        user.dirty.add("n")
+    return due
+
+
 def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
     """What to HSET and HDEL: only dirty fields, so a hot user costs bytes, not kilobytes."""
     to_set: dict[str, str] = {}
@@ -241,6 +270,8 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
                 to_set[name] = "1"
             else:
                 to_del.append(name)
+        elif name == "n":
+            to_set["n"] = "-" if user.due_ms is None else str(user.due_ms)
         elif name == "m":
             to_set["m"] = json.dumps(sorted(user.members), separators=(",", ":"))
     if user.outbox:

@@ -132,7 +132,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             body, content_type = metrics.render()
-            return self.bytes(body, content_type=content_type)
+            # aiohttp takes the charset apart from the content type.
+            media = "; ".join(p for p in content_type.split("; ") if not p.startswith("charset="))
+            return self.bytes(body, content_type=media)
 
     @app.page("/livez")
     class LiveView(View):

@@ -11,9 +11,9 @@ from stream.outputs import Message
 
 async def read_partition(bootstrap: str, topic: str, partition: int, start_ms: int | None,
                          stop_at_append_ms: int) -> AsyncIterator[Message]:
-    """Yields messages from `start_ms` (None: the log's beginning) up to the end offset seen
-    now, which the caller takes only after the handover instant, so every message appended
-    before the handover is included."""
+    """Yields messages from `start_ms` (None: the log's beginning) until the first one appended
+    at or after the handover, or the end offset seen now (the caller starts only after the
+    handover, so every message appended before it is below that offset)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", fetch_max_bytes=16 * 1024 * 1024)
     await consumer.start()
@@ -34,7 +34,8 @@ async def read_partition(bootstrap: str, topic: str, partition: int, start_ms: i
                 if record.offset >= end:
                     return
                 if record.timestamp >= stop_at_append_ms:
-                    continue
+                    return  # LogAppendTime only grows along a partition: the rest is live's
+
                 yield Message(topic, partition, record.offset, record.key, record.value, record.timestamp)
     finally:
         await consumer.stop()

@@ -37,7 +37,6 @@ from stream.state.sample import SampleStore
 from stream.state.segments import SegmentStore
 from stream.state.users import Lookup, UserStore
 
-
 MAX_REPLAYED_CHANGES = 1000  # per user per tick; the rest waits for the next tick
 
 

@@ -14,7 +14,7 @@ from stream import __version__, metrics
 from stream.api import errors
 from stream.api.deps import Services
 from stream.api.observe import RequestMetrics
-from stream.api.routes import export, insights, lists, registry, segments, users
+from stream.api.routes import dashboard, export, insights, lists, registry, segments, users
 from stream.config import Settings, get_settings
 from stream.topics import kafka_reachable
 
@@ -68,6 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    for module in (segments, insights, users, export, lists, registry):
+    for module in (segments, insights, users, export, lists, registry, dashboard):
         app.include_router(module.router)
     return app

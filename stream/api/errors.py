@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.requests import ClientDisconnect
 
 from stream.api.outputs import KafkaUnavailable
 
@@ -39,6 +40,11 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": describe_errors(exc.errors())}, status_code=422)
 
 
+async def _disconnected(_: Request, exc: Exception) -> JSONResponse:
+    """Nobody reads this answer; it only keeps an aborted upload from being logged as a 500."""
+    return JSONResponse({"detail": "client disconnected before the request body was read"}, status_code=400)
+
+
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     what = "kafka" if isinstance(exc, KafkaUnavailable) else "redis"
     return JSONResponse({"detail": f"{what} is unavailable, try again later"}, status_code=503)
@@ -46,5 +52,6 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
     for exc_type in (KafkaUnavailable, RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(exc_type, _unavailable)

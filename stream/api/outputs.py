@@ -8,6 +8,7 @@ an upload needs to produce.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka import AIOKafkaProducer
 
@@ -33,7 +34,8 @@ class KafkaOutputs:
                 try:
                     await producer.start()
                 except Exception as exc:
-                    await producer.stop()
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
                     raise KafkaUnavailable(f"kafka unreachable: {exc}") from exc
                 self._producer = producer
             return self._producer

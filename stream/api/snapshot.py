@@ -44,6 +44,7 @@ class MemberSnapshot:
         self.members = keys.members(sid)
         self.key = f"{keys.prefix}seg:{{{sid}}}:export:{uuid.uuid4().hex}"
         self._copy = redis.register_script(_COPY_PAGE)
+        self.total = 0
 
     async def take(self) -> None:
         """Copies the members as they are now; members joining meanwhile may or may not be in."""
@@ -51,7 +52,8 @@ class MemberSnapshot:
         while True:
             cursor = str(await self._copy(keys=[self.members, self.key], args=[cursor, CHUNK, TTL_MS]))
             if cursor == "0":
-                return
+                break
+        self.total = int(await self.redis.zcard(self.key))
 
     async def windows(self, size: int = CHUNK) -> AsyncIterator[list[str]]:
         start = 0
@@ -61,6 +63,8 @@ class MemberSnapshot:
             pipe.pexpire(self.key, TTL_MS)
             ids, _ = await pipe.execute()
             if not ids:
+                if start < self.total:  # expired under a reader stalled past TTL_MS: fail, never truncate quietly
+                    raise RuntimeError(f"export snapshot {self.key} expired after {start} of {self.total} members")
                 return
             yield [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
             start += size

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 
 from stream import metrics
-from stream.membership import ENTER, EXIT, Transition, UserState, next_due_ms
+from stream.membership import ENTER, EXIT, Transition, UserState, update_due
 from stream.outputs import Outputs
 from stream.segments import SegmentIndex
 from stream.state.keys import Keys
@@ -38,6 +38,7 @@ class Applied:
     user: UserState
     partition: int | None  # None: the caller does not know it (API); timers and known set untouched
     identities_before: dict[str, str]
+    committed: bool = True
 
 
 @dataclass
@@ -80,13 +81,15 @@ class Committer:
                     pending.pop(user.user_id)
                     continue
                 before = identities(user)
-                batch.append((user, before, work(user, index)))
+                outs = work(user, index)
+                update_due(user, index, now)
+                batch.append((user, before, outs))
             to_commit = [u for u, _, _ in batch if needs_commit(u)]
             results = await self.users.commit(to_commit)
             committed = {id(u) for u, ok in zip(to_commit, results, strict=True) if ok}
             for user, before, outs in batch:
                 if id(user) in committed or not needs_commit(user):
-                    applied.append(Applied(user, partition_of.get(user.user_id), before))
+                    applied.append(Applied(user, partition_of.get(user.user_id), before, id(user) in committed))
                     outcomes.extend(outs)
                     pending.pop(user.user_id)
         if pending:
@@ -135,9 +138,9 @@ class Committer:
             for t in [*user.stale_outbox, *user.outbox]:
                 if t.segment_id in index.segments:
                     sample_changes[t.segment_id].append((user.user_id, None if t.op == EXIT else t.mask))
-            if a.partition is not None:
+            if a.partition is not None and a.committed:  # an unchanged user's timer is already right
                 known[a.partition].append(user.user_id)
-                due = next_due_ms(user, index, now)
+                due = user.due_ms
                 if due is None:
                     pipe.zrem(self.keys.due(a.partition), user.user_id)
                 else:

@@ -22,36 +22,33 @@ CHUNK = 1000
 
 
 async def resolve(redis: Redis, keys: Keys, kind: str, values: Sequence[str]) -> list[list[str]]:
-    """Per value, the known users it names; `[]` is unmatched.
+    """Per value, the user ids it may name; whether they exist is `add_members`' answer.
 
-    user_id needs the user's hash to exist; email and phone use the identity
-    index the worker keeps (one SMEMBERS each, no scan). All pipelined.
+    A user_id names itself (the commit's own load then tells whether the user
+    is known, so nothing is read twice); email and phone go through the
+    identity index the worker keeps, one pipelined SMEMBERS each, no scan.
     """
+    if kind == "user_id":
+        return [[v] if v else [] for v in values]
+    asked = [i for i, v in enumerate(values) if v]
     pipe = redis.pipeline(transaction=False)
-    asked: list[int] = []
-    for i, value in enumerate(values):
-        if not value:
-            continue
-        asked.append(i)
-        if kind == "user_id":
-            pipe.hexists(keys.user(value), "v")
-        else:
-            pipe.smembers(keys.identity(kind, value))
+    for i in asked:
+        pipe.smembers(keys.identity(kind, values[i]))
     replies = await pipe.execute() if asked else []
     out: list[list[str]] = [[] for _ in values]
     for i, reply in zip(asked, replies, strict=True):
-        if kind == "user_id":
-            out[i] = [values[i]] if reply else []
-        else:
-            out[i] = sorted(str(u) for u in reply)
+        out[i] = sorted(str(u) for u in reply)
     return out
 
 
 async def add_members(committer: Committer, index: SegmentIndex, sid: str, user_ids: Sequence[str],
-                      now_ms: int) -> int:
-    """Adds existing users to list segment `sid`; returns how many were not members yet."""
+                      now_ms: int) -> set[str]:
+    """Adds the known users among `user_ids` to list segment `sid`; returns those known users.
+
+    Unknown ids are dropped by the commit's load (`only_existing`), never created.
+    """
     unique = list(dict.fromkeys(user_ids))
-    added = 0
+    known: set[str] = set()
 
     def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
         if sid in idx.segments and sid not in user.members:
@@ -62,7 +59,8 @@ async def add_members(committer: Committer, index: SegmentIndex, sid: str, user_
 
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start:start + CHUNK]
-        report = await committer.run([Lookup(u) for u in chunk], dict.fromkeys(chunk), work, index, now_ms,
+        partitions: dict[str, int | None] = dict.fromkeys(chunk)
+        report = await committer.run([Lookup(u) for u in chunk], partitions, work, index, now_ms,
                                      only_existing=True)
-        added += sum(1 for _, _, t in report.transitions if t.segment_id == sid and t.op == ENTER)
-    return added
+        known.update(u.user_id for u in report.applied)
+    return known

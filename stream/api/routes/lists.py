@@ -51,10 +51,12 @@ class Batch:
         if not await self.svc.redis.hexists(self.svc.keys.segments, self.sid):
             raise HTTPException(404, detail=f"segment {self.sid!r} was deleted during the upload")
         found = await resolve(self.svc.redis, self.svc.keys, self.kind, values)
-        self.matched += sum(1 for users in found if users)
         uids = [uid for users in found for uid in users]
-        if uids:
-            await add_members(self.svc.committer, self.index, self.sid, uids, int(time.time() * 1000))
+        try:
+            known = await add_members(self.svc.committer, self.index, self.sid, uids, int(time.time() * 1000))
+        except RuntimeError as exc:  # users kept changing under us; re-uploading is harmless (adds only)
+            raise HTTPException(503, detail=f"upload stopped after {self.rows} rows: {exc}; retry it") from exc
+        self.matched += sum(1 for users in found if any(u in known for u in users))
 
 
 def _check_header(header: list[str]) -> tuple[int, str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
+from stream import metrics
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import SegmentCreated, SegmentDetail, SegmentList, SegmentOut, SegmentPatch, errors
 from stream.rules import RuleError, describe, parse_segment, rule_to_json
@@ -16,6 +18,7 @@ from stream.segments import Segment
 from stream.state.catalog import create_segment, delete_segment
 
 router = APIRouter(tags=["segments"])
+ESTIMATE_BATCH = 32
 
 CREATE_EXAMPLE = {"name": "Pune shoppers", "kind": "live",
                   "rule": {"profile": {"prop": "city", "op": "eq", "value": "Pune"}}}
@@ -53,7 +56,10 @@ async def list_segments(svc: Svc, q: Annotated[str, Query(max_length=200, descri
     needle = q.strip().casefold()
     shown = [s for s in sorted(index.segments.values(), key=lambda s: (s.created_at_ms, s.id))
              if (include_hidden or not s.hidden) and needle in s.name.casefold()]
-    sizes = await asyncio.gather(*(svc.samples.estimate(s.id) for s in shown))
+    sizes = []
+    for start in range(0, len(shown), ESTIMATE_BATCH):  # bounded, so 1000 segments are not 1000 connections
+        batch = shown[start:start + ESTIMATE_BATCH]
+        sizes += await asyncio.gather(*(svc.samples.estimate(s.id) for s in batch))
     return {"segments": [{**segment_body(s), "estimated_size": size.estimate}
                          for s, (size, _) in zip(shown, sizes, strict=True)]}
 
@@ -92,6 +98,8 @@ async def delete(svc: Svc, sid: SegmentId) -> Response:
         await delete_segment(svc.segments, svc.samples, sid)
     finally:
         await svc.registry.end_delete(sid)
+    with contextlib.suppress(KeyError):  # set here only if this API added list members
+        metrics.SEGMENT_MEMBERS.remove(sid)
     return Response(status_code=204)
 
 
