@@ -131,7 +131,7 @@ async def end_total(settings: Settings, topics: list[str]) -> int:
 
 
 async def drain_rate(settings: Settings, group: str, topics: list[str], proc: subprocess.Popen[bytes],
-                     timeout: float, wait_for: asyncio.Task[int] | None = None) -> Run:
+                     limit_s: float, wait_for: asyncio.Task[int] | None = None) -> Run:
     """Samples committed offsets until the group has consumed everything produced."""
     if wait_for is not None:
         await wait_for
@@ -141,7 +141,7 @@ async def drain_rate(settings: Settings, group: str, topics: list[str], proc: su
     try:
         first: tuple[float, int] | None = None
         done = 0
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}")
@@ -155,7 +155,7 @@ async def drain_rate(settings: Settings, group: str, topics: list[str], proc: su
             if done >= target and first is not None:
                 return Run(done - first[1], now - first[0])
             await asyncio.sleep(0.25)
-        raise TimeoutError(f"group {group} did not finish {target} messages in {timeout}s")
+        raise TimeoutError(f"group {group} did not finish {target} messages in {limit_s}s")
     finally:
         await admin.close()
 
@@ -224,9 +224,10 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
         producing = asyncio.create_task(produce(settings, live, progress=False))
         await asyncio.sleep(1.0)
         run = await drain_rate(settings, settings.app_id, [settings.topic_events, settings.topic_profiles], proc,
-                               timeout=1800, wait_for=producing)
+                               limit_s=1800, wait_for=producing)
         result["pipeline"] = run.rate
-        result["redis_bytes_per_user"] = (int((await redis.info("memory"))["used_memory"]) - mem_before) / workload.users
+        used = int((await redis.info("memory"))["used_memory"])
+        result["redis_bytes_per_user"] = (used - mem_before) / workload.users
         result["ceiling"] = (await ceiling(settings, settings.topic_events)).rate
         # Latency at half the measured maximum: live events, produced at a steady rate.
         rate = max(50.0, run.rate / 2)
@@ -234,7 +235,7 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
         steady = Workload(seed=workload.seed + 1, users=workload.users, events=int(rate * latency_seconds),
                           live_share=1.0)
         await produce(settings, steady, rate=rate, progress=False, profiles=False)
-        await drain_rate(settings, settings.app_id, [settings.topic_events], proc, timeout=600)
+        await drain_rate(settings, settings.app_id, [settings.topic_events], proc, limit_s=600)
         after = scrape_histogram(settings.worker_web_port, "stream_end_to_end_latency_seconds")
         result["latency_rate"] = rate
         result["latency_p50"] = quantile(before, after, 0.50)
@@ -248,7 +249,7 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
                  env_for(baseline_settings, NAIVE_PREFIX=settings.key_prefix + "naive:"), log_dir / "naive.log")
     try:
         result["baseline"] = (await drain_rate(baseline_settings, baseline_settings.app_id,
-                                               [settings.topic_events], proc, timeout=1800)).rate
+                                               [settings.topic_events], proc, limit_s=1800)).rate
     finally:
         stop(proc)
     return result

@@ -85,10 +85,11 @@ async def run(redis_url: str, users: int, partitions: int = 8) -> dict[str, Any]
         await JobRunner(engine, settings, "bench").run_once(list(range(partitions)))
         recount = time.perf_counter() - started
         job = await jobs.get(job_id)
-        assert job is not None and job.status == "done", job
-        assert job.result is not None
+        if job is None or job.status != "done" or job.result is None:
+            raise RuntimeError(f"recount did not finish: {job}")
         expected = sum(1 for i in range(users) if i % 4 == 0 and i % 3 == 2)
-        assert job.result["size"] == expected and job.result["drift"] == 0, job.result
+        if job.result["size"] != expected or job.result["drift"] != 0:
+            raise RuntimeError(f"recount is wrong: {job.result}")
         return {"users": users, "bare_scan_s": scan, "recount_s": recount, "recount_over_scan": recount / scan}
     finally:
         keys = [k async for k in redis.scan_iter(match=settings.key_prefix + "*", count=5000)]

@@ -24,7 +24,8 @@ DEMO_SEGMENTS = [
 async def load_demo(settings: Settings, users: int, events: int, api_url: str | None) -> None:
     url = api_url or f"http://{settings.api_host}:{settings.api_port}"
     async with httpx.AsyncClient(base_url=url, timeout=30) as api:
-        existing = {s["name"] for s in (await api.get("/segments", params={"include_hidden": "true"})).json()["segments"]}
+        listing = (await api.get("/segments", params={"include_hidden": "true"})).json()["segments"]
+        existing = {s["name"] for s in listing}
         await produce(settings, Workload(seed=42, users=users, events=events))
         for body in DEMO_SEGMENTS:
             if body["name"] not in existing:

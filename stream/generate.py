@@ -46,7 +46,9 @@ class Workload:
                 "user_id": uid,
                 "ts": now_ms - rng.randint(self.days * DAY_MS // 2, self.days * DAY_MS),
                 "set": _profile(rng, uid),
-                "subscriptions": {c: rng.random() > 0.15 for c in ("email", "sms", "whatsapp", "push") if rng.random() < 0.5},
+                "subscriptions": {
+                    c: rng.random() > 0.15 for c in ("email", "sms", "whatsapp", "push") if rng.random() < 0.5
+                },
                 "blacklisted": rng.random() < self.blacklisted_share,
             }
             yield uid, json.dumps(body, separators=(",", ":")).encode()
