@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import NoReturn
 
 from stream.config import get_settings
 
 
-def _worker(_: argparse.Namespace) -> int:
+def _worker(_: argparse.Namespace) -> NoReturn:
     from stream.agents.app import create_app
 
     app = create_app(get_settings())
     sys.argv = [sys.argv[0], "worker", "-l", "info", "--web-port", str(get_settings().worker_web_port)]
-    app.main()
-    return 0
+    app.main()  # runs until the worker stops, then exits the process
 
 
 def _api(_: argparse.Namespace) -> int:

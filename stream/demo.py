@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from stream.config import Settings
 from stream.generate import Workload, produce
 
-DEMO_SEGMENTS = [
+DEMO_SEGMENTS: list[dict[str, Any]] = [
     {"name": "Pune shoppers", "kind": "past_behavior", "rule": {"all": [
         {"profile": {"prop": "city", "op": "eq", "value": "Pune"}},
         {"event": {"name": "Charged", "count": {"op": "gte", "value": 2}, "within_days": 30}}]}},

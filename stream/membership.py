@@ -8,6 +8,7 @@ recount, the live path and the tests share one definition of membership.
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from stream.ingest import Event, ProfileUpdate
@@ -177,9 +178,9 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
     return found
 
 
-def forget_segments(user: UserState, live: set[str] | frozenset[str]) -> None:
+def forget_segments(user: UserState, live: AbstractSet[str]) -> None:
     """Drops memberships and aggregates of deleted segments without emitting transitions."""
-    gone = user.members - set(live)
+    gone = {sid for sid in user.members if sid not in live}
     if gone:
         user.members -= gone
         user.dirty.add("m")

@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         for tp in app.assignor.assigned_actives():
             try:
                 hw = app.consumer.highwater(tp)
-                committed = app.consumer._committed_offset.get(tp)
+                committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
             except Exception:  # the consumer may be mid-rebalance
                 continue
             if hw is not None and committed is not None:

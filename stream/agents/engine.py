@@ -144,9 +144,10 @@ class Engine:
             for p in partitions:
                 rows = await self.redis.zrangebyscore(self.keys.due(p), "-inf", now, start=0, num=limit,
                                                       withscores=True)
-                for uid, score in rows:
+                for row in rows:
+                    uid, score = str(row[0]), int(row[1])
                     partition_of[uid] = p
-                    due_at[uid] = int(score)
+                    due_at[uid] = score
             if not partition_of:
                 return 0
 

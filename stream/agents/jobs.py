@@ -64,7 +64,7 @@ class JobRunner:
         while True:
             cursor, chunk = await self.engine.redis.sscan(self.engine.keys.known(partition), cursor, count=CHUNK)
             if chunk:
-                yield sorted(chunk)
+                yield sorted(str(uid) for uid in chunk)
             if cursor == 0:
                 return
 
@@ -181,9 +181,10 @@ class JobRunner:
                 cursor, chunk = await redis.sscan(keys.members(sid), cursor, count=2000)
                 if chunk:
                     pipe = redis.pipeline(transaction=False)
-                    for uid in chunk:
+                    ids = [str(uid) for uid in chunk]
+                    for uid in ids:
                         pipe.hmget(keys.user(uid), "p", "s")
-                    for uid, (profile, subs) in zip(chunk, await pipe.execute(), strict=True):
+                    for uid, (profile, subs) in zip(ids, await pipe.execute(), strict=True):
                         yield uid, mask_of(reachability(_loads(profile), _loads(subs)))
                 if cursor == 0:
                     return

@@ -46,15 +46,15 @@ class JobStore:
         claim = self.keys.segment_job(segment_id, job_type)
         if not await self.redis.set(claim, job_id, nx=True):
             existing = await self.redis.get(claim)
-            if existing and await self.get(existing) is not None:
+            if existing and await self.get(str(existing)) is not None:
                 return str(existing)
             await self.redis.set(claim, job_id)
-        record = {
+        record: dict[str, str | int] = {
             "id": job_id, "type": job_type, "segment_id": segment_id, "status": QUEUED,
             "partitions": partitions, "created_at_ms": int(time.time() * 1000),
         }
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), mapping=record)
+        pipe.hset(self.keys.job(job_id), items=[part for kv in record.items() for part in kv])
         pipe.sadd(self.keys.jobs_active, job_id)
         await pipe.execute()
         return job_id
@@ -77,10 +77,11 @@ class JobStore:
         )
 
     async def active(self) -> list[str]:
-        return sorted(await self.redis.smembers(self.keys.jobs_active))
+        return sorted(str(j) for j in await self.redis.smembers(self.keys.jobs_active))
 
     async def parts_done(self, job_id: str) -> set[int]:
-        return {int(k) for k in await self.redis.hkeys(self.keys.job_parts(job_id)) if not k.startswith("prog:")}
+        fields = [str(k) for k in await self.redis.hkeys(self.keys.job_parts(job_id))]
+        return {int(k) for k in fields if not k.startswith("prog:")}
 
     async def lock(self, job_id: str, partition: int, owner: str) -> bool:
         return bool(await self.redis.set(self.keys.job_lock(job_id, partition), owner, nx=True, ex=LOCK_SECONDS))
@@ -107,7 +108,7 @@ class JobStore:
 
     async def part_results(self, job_id: str) -> list[dict[str, Any]]:
         parts = await self.redis.hgetall(self.keys.job_parts(job_id))
-        return [json.loads(v) for k, v in parts.items() if not k.startswith("prog:")]
+        return [json.loads(v) for k, v in parts.items() if not str(k).startswith("prog:")]
 
     async def complete(self, job: Job, result: dict[str, Any] | None, error: str | None = None) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -116,7 +117,7 @@ class JobStore:
             fields["result"] = json.dumps(result)
         if error:
             fields["error"] = error
-        pipe.hset(self.keys.job(job.id), mapping=fields)
+        pipe.hset(self.keys.job(job.id), items=[part for kv in fields.items() for part in kv])
         pipe.srem(self.keys.jobs_active, job.id)
         if job.type == RECOUNT:  # a backfill's id stays, so the segment can report how it went
             pipe.delete(self.keys.segment_job(job.segment_id, job.type))
@@ -124,4 +125,4 @@ class JobStore:
 
     async def for_segment(self, segment_id: str, job_type: str) -> Job | None:
         job_id = await self.redis.get(self.keys.segment_job(segment_id, job_type))
-        return await self.get(job_id) if job_id else None
+        return await self.get(str(job_id)) if job_id else None

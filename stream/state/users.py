@@ -7,7 +7,7 @@ turns those into a retry instead of a lost update.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -70,7 +70,7 @@ class UserStore:
         return load_user(user_id, fields) if fields else None
 
 
-def _decode_hash(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
+def _decode_hash(raw: Mapping[bytes | str, bytes | str] | Mapping[str, str]) -> dict[str, str]:
     return {
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
         for k, v in raw.items()
