@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from stream.segments import Segment, SegmentIndex, segment_from_json
 from stream.state.keys import Keys
@@ -45,6 +46,23 @@ class SegmentStore:
         pipe.incr(self.keys.segments_version)
         pipe.publish(self.keys.segments_channel, seg.id)
         await pipe.execute()
+
+    async def put_existing(self, seg: Segment) -> bool:
+        """put() only while the definition exists, so a rename racing a delete cannot resurrect it."""
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(self.keys.segments)
+                if not await pipe.hexists(self.keys.segments, seg.id):
+                    return False
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.hset(self.keys.segments, seg.id, seg.to_json())
+                pipe.incr(self.keys.segments_version)
+                pipe.publish(self.keys.segments_channel, seg.id)
+                try:
+                    await pipe.execute()
+                    return True
+                except WatchError:  # another definition changed meanwhile: look again
+                    continue
 
     async def remove(self, sid: str) -> None:
         """Drops the definition and the segment-side keys; user-side leftovers go lazily."""

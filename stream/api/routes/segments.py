@@ -83,8 +83,8 @@ async def update(svc: Svc, sid: SegmentId, patch: SegmentPatch) -> dict[str, Any
         name=seg.name if patch.name is None else patch.name,
         hidden=seg.hidden if patch.hidden is None else patch.hidden,
     )
-    if changed != seg:
-        await svc.segments.put(changed)
+    if changed != seg and not await svc.segments.put_existing(changed):
+        raise HTTPException(404, detail=f"segment {sid!r} not found")
     return segment_body(changed)
 
 
