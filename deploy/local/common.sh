@@ -25,14 +25,14 @@ wait_for() {
 # pid_alive PIDFILE: the recorded process still runs.
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# stop_pid NAME PIDFILE: TERM, wait up to 20 s, then KILL; only the recorded pid.
+# stop_pid NAME PIDFILE [GRACE]: TERM, wait up to GRACE s (20), then KILL; only the recorded pid.
 stop_pid() {
-  local name="$1" pidfile="$2"
+  local name="$1" pidfile="$2" grace="${3:-20}"
   if ! pid_alive "$pidfile"; then rm -f "$pidfile"; return 0; fi
   local pid; pid="$(cat "$pidfile")"
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 20))
+  local deadline=$((SECONDS + grace))
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; break; fi
     sleep 0.2

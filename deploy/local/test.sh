@@ -7,6 +7,10 @@ export STREAM_KAFKA_CONTROLLER_PORT="${STREAM_TEST_KAFKA_CONTROLLER_PORT:-19093}
 export STREAM_REDIS_PORT="${STREAM_TEST_REDIS_PORT:-16380}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# Tests need no history: a fresh broker and Redis each run start fast and never
+# spend minutes recovering logs and consumer groups left by earlier runs.
+pid_alive "$VAR/run/kafka.pid" || rm -rf "$VAR/kafka/data"
+pid_alive "$VAR/run/redis.pid" || rm -rf "$VAR/redis"
 bash "$ROOT/deploy/local/redis.sh" start
 bash "$ROOT/deploy/local/kafka.sh" start
 cleanup() {

@@ -171,6 +171,8 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], Awaitable[Proc
 
         try:
             await eventually(settled, timeout=90, what="workers to hold every partition")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nworker log:\n{proc.tail(60)}") from None
         finally:
             await client.aclose()
         return proc
