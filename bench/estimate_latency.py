@@ -23,9 +23,7 @@ from stream.state.sample import SampleStore
 
 
 def _parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6380/0")
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--lg-k", type=int, default=12)
@@ -42,7 +40,10 @@ def _fmt(est: Estimate) -> str:
     return f"{est.estimate:,.0f} [{est.lower_95:,.0f}, {est.upper_95:,.0f}]"
 
 
-async def _main(args: argparse.Namespace) -> None:
+async def run(redis_url: str, members: int, lg_k: int = 12, calls: int = 1000,
+              chunk: int = 20_000) -> dict[str, float]:
+    """Fills one segment's sample with `members`, then times estimate(); returns the figures."""
+    args = argparse.Namespace(redis_url=redis_url, members=members, lg_k=lg_k, calls=calls, chunk=chunk)
     client = aioredis.Redis.from_url(args.redis_url)
     store = SampleStore(client, f"bench:{uuid.uuid4().hex[:8]}:", args.lg_k)
     sid = "bench-segment"
@@ -71,9 +72,15 @@ async def _main(args: argparse.Namespace) -> None:
         # i % 32 as the mask sets each channel bit for exactly half of the users.
         for name, est in reach.items():
             print(f"  {name:9s} {_fmt(est)} (truth {args.members // 2:,})")
+        return {"members": args.members, "p50_ms": _percentile(timings, 0.50), "p99_ms": _percentile(timings, 0.99),
+                "estimate": size.estimate, "lower_95": size.lower_95, "upper_95": size.upper_95}
     finally:
         await store.delete(sid)
         await client.aclose()
+
+
+async def _main(args: argparse.Namespace) -> None:
+    await run(args.redis_url, args.members, args.lg_k, args.calls, args.chunk)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,9 @@ class Api:
         self.proc.wait(timeout=30)
 
 
-async def main(args: argparse.Namespace) -> None:
+async def run(redis_url: str, kafka: str, members: int, chunk: int = 10_000) -> dict[str, float]:
+    """Fills, exports and measures; returns the figures (also printed)."""
+    args = argparse.Namespace(redis_url=redis_url, kafka=kafka, members=members, chunk=chunk)
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     client = aioredis.Redis.from_url(args.redis_url, decode_responses=True)
     api = Api(args.redis_url, args.kafka, prefix)
@@ -142,10 +144,16 @@ async def main(args: argparse.Namespace) -> None:
               f"first byte after {first_byte * 1000:.0f} ms")
         print(f"API peak RSS: {baseline:,.1f} MB after start-up, {peak:,.1f} MB after the export "
               f"(+{peak - baseline:,.1f} MB)")
+        return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "rss_start_mb": baseline,
+                "rss_peak_mb": peak}
     finally:
         api.stop()
         await drop(client, prefix)
         await client.aclose()
+
+
+async def main(args: argparse.Namespace) -> None:
+    await run(args.redis_url, args.kafka, args.members, args.chunk)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from stream.generate import Workload, produce
+
+    workload = Workload(seed=args.seed, users=args.users, events=args.events, days=args.days,
+                        live_share=args.live_share, duplicate_share=args.duplicates,
+                        malformed_share=args.malformed)
+    sent = asyncio.run(produce(get_settings(), workload, rate=args.rate, progress=not args.quiet))
+    print(f"sent {sent} messages")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """The suite lives in the repository's bench/ folder, next to the package."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "bench" / "run.py").exists():
+        print("stream bench needs a checkout of the repository (bench/ is not installed)", file=sys.stderr)
+        return 2
+    extra = ["--quick"] if args.quick else []
+    return subprocess.call([sys.executable, "-m", "bench.run", *extra], cwd=root, env=dict(os.environ))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--events", type=int, default=30000)
     demo.add_argument("--api-url", default=None)
     demo.set_defaults(func=_demo)
+    gen = sub.add_parser("generate", help="produce a synthetic workload to Kafka")
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--users", type=int, default=10_000)
+    gen.add_argument("--events", type=int, default=100_000)
+    gen.add_argument("--days", type=int, default=90, help="event timestamps spread over this many past days")
+    gen.add_argument("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
+    gen.add_argument("--live-share", type=float, default=0.0, help="share of events stamped now")
+    gen.add_argument("--duplicates", type=float, default=0.0, help="share of events sent twice")
+    gen.add_argument("--malformed", type=float, default=0.0, help="share of malformed messages")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_generate)
+    bench = sub.add_parser("bench", help="run the benchmark suite (from a repository checkout)")
+    bench.add_argument("--quick", action="store_true")
+    bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

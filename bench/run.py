@@ -1,0 +1,95 @@
+"""`make bench`: every figure of the benchmark suite, side by side with its baseline, in one run.
+
+    python -m bench.run [--quick] [--kafka HOST:PORT] [--redis-url URL] [--out bench/results.json]
+
+Absolute numbers on a shared 2-core machine are noise; the ratios measured
+in the same run (pipeline/ceiling, pipeline/baseline, recount/bare scan) are
+the result. --quick shrinks every size so CI can run it in a couple of minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import estimate_latency, export_bench, recount_bench
+from bench.pipeline import pipeline_and_latency
+from stream.generate import Workload
+
+SIZES = {
+    "quick": {"users": 2000, "events": 20_000, "latency_s": 8, "estimate": 100_000, "recount": 50_000,
+              "export": 50_000},
+    "full": {"users": 50_000, "events": 500_000, "latency_s": 30, "estimate": 1_000_000, "recount": 1_000_000,
+             "export": 1_000_000},
+}
+
+
+async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
+    size = SIZES["quick" if quick else "full"]
+    started = time.time()
+    pipe = await pipeline_and_latency(kafka, redis_url, Workload(seed=9, users=size["users"], events=size["events"]),
+                                      partitions=8, latency_seconds=size["latency_s"])
+    est = await estimate_latency.run(redis_url, size["estimate"], calls=300 if quick else 1000)
+    rec = await recount_bench.run(redis_url, size["recount"])
+    exp = await export_bench.run(redis_url, kafka, size["export"])
+    return {
+        "mode": "quick" if quick else "full",
+        "started_at": started,
+        "sizes": size,
+        "pipeline": pipe,
+        "estimate": est,
+        "recount": rec,
+        "export": exp,
+        "ratios": {
+            "pipeline_over_ceiling": pipe["pipeline"] / pipe["ceiling"],
+            "pipeline_over_baseline": pipe["pipeline"] / pipe["baseline"],
+            "recount_over_bare_scan": rec["recount_over_scan"],
+        },
+    }
+
+
+def table(r: dict[str, Any]) -> str:
+    p, e, rc, x, q = r["pipeline"], r["estimate"], r["recount"], r["export"], r["ratios"]
+    rows = [
+        ("1 ceiling: raw aiokafka consume", f"{p['ceiling']:,.0f} msg/s", ""),
+        ("2 pipeline: 20 live segments", f"{p['pipeline']:,.0f} msg/s",
+         f"{q['pipeline_over_ceiling']:.1%} of ceiling (target >= 50%)"),
+        ("  latency at half load", f"p50 {p['latency_p50'] * 1000:,.0f} ms, p99 {p['latency_p99'] * 1000:,.0f} ms",
+         f"at {p['latency_rate']:,.0f} msg/s (target p99 <= 1000 ms)"),
+        ("3 baseline: naive per-event agent", f"{p['baseline']:,.0f} msg/s",
+         f"pipeline is {q['pipeline_over_baseline']:.2f}x (target >= 20x)"),
+        (f"4 estimate, {e['members']:,} members", f"p50 {e['p50_ms']:.2f} ms, p99 {e['p99_ms']:.2f} ms",
+         "target p99 <= 10 ms"),
+        (f"5 exact recount, {rc['users']:,} users", f"{rc['recount_s']:.1f} s vs bare scan {rc['bare_scan_s']:.1f} s",
+         f"{q['recount_over_bare_scan']:.2f}x the scan (target <= 3x)"),
+        (f"6 CSV export, {x['rows']:,.0f} rows", f"{x['rows_per_s']:,.0f} rows/s",
+         f"API RSS {x['rss_start_mb']:.0f} -> {x['rss_peak_mb']:.0f} MB (target >= 100,000 rows/s, flat)"),
+        ("7 Redis memory per user, 20 segments", f"{p['redis_bytes_per_user']:,.0f} B",
+         f"at {r['sizes']['users']:,} users (target <= 1,024 B)"),
+    ]
+    width = max(len(a) for a, _, _ in rows)
+    out = [f"bench ({r['mode']})"]
+    out += [f"  {a:<{width}}  {b:<32}  {c}" for a, b, c in rows]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--kafka", default=os.environ.get("STREAM_TEST_KAFKA", "127.0.0.1:9092"))
+    parser.add_argument("--redis-url", default=os.environ.get("STREAM_TEST_REDIS_URL", "redis://127.0.0.1:6380/0"))
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
+    args = parser.parse_args()
+    result = asyncio.run(run(args.kafka, args.redis_url, args.quick))
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(table(result))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The benchmark suite in --quick mode, so it never rots; figures are checked for sense."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--kafka", services[0], "--redis-url", services[1],
+         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["mode"] == "quick"
+    pipe = result["pipeline"]
+    assert pipe["ceiling"] > pipe["pipeline"] > 0
+    assert pipe["baseline"] > 0
+    assert 0 < pipe["latency_p50"] <= pipe["latency_p99"]
+    assert result["recount"]["recount_s"] > 0
+    assert result["export"]["rows"] > 0
+    assert result["estimate"]["p99_ms"] > 0
+    assert "pipeline is" in proc.stdout and "of ceiling" in proc.stdout
