@@ -76,10 +76,13 @@ def bounds(n: int, theta: float, num_std_dev: float = 2) -> tuple[float, float]:
     """Bounds on N when n of N items were each kept with probability theta.
 
     Each bound is one-sided at the normal tail of ``num_std_dev`` (2.275% for
-    2), so the pair covers the truth with probability at least 95.45% for any
-    N. Small samples use exact binomial inversion (Clopper-Pearson in N);
-    large ones the continuity-corrected normal ("classic") bound of
-    DataSketches' BinomialBoundsN, widened by half an item as it does.
+    2), so for a fixed theta the pair covers any N with probability 95.45% or
+    more: provably up to 120 samples, where bounds come from exact binomial
+    inversion (Clopper-Pearson in N), and checked numerically above, where
+    they are the continuity-corrected normal ("classic") bounds of
+    DataSketches' BinomialBoundsN, widened by half an item as it does. The
+    sample's theta is itself picked from hashes; coverage measured under
+    heavy churn stays at about 95.3-96% (tests/unit/test_sketches.py).
     """
     _check(n, theta)
     if not num_std_dev > 0:

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Final
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from stream.sketches import CHANNELS, NUM_CHANNELS, Estimate, estimate_from_sample, hash_unit
 
@@ -26,6 +26,8 @@ __all__ = ["SampleStore"]
 
 _SCRIPT_SOURCE: Final = resources.files("stream.state").joinpath("lua/sample_update.lua").read_text("utf-8")
 _COUNTER_FIELDS: Final = ("theta", "n", *(f"n{c}" for c in range(NUM_CHANNELS)))
+# One EVALSHA: the segment's three keys and ARGV (lg_k, then user/u/mask triples).
+_Call = tuple[tuple[str, str, str], list[str | int]]
 # Transitions per script call: bounds how long one call holds Redis' single thread.
 _CHUNK: Final = 2000
 # Rebuild keys outlive a crashed rebuild by this much, refreshed on every chunk.
@@ -64,17 +66,14 @@ class SampleStore:
         briefly admit them again and could trigger a trim that the first pass
         did not.
         """
-        pipe = self._redis.pipeline(transaction=False)
-        queued = False
+        calls: list[_Call] = []
         for sid, transitions in changes.items():
             latest: dict[str, int] = {}
             for user_id, mask in transitions:
                 latest[user_id] = -1 if mask is None else _checked_mask(mask)
-            if latest:
-                await self._queue(pipe, self.keys(sid), list(latest.items()))
-                queued = True
-        if queued:
-            await pipe.execute()
+            calls += self._script_calls(self.keys(sid), list(latest.items()))
+        if calls:
+            await self._run(calls)
 
     async def estimate(self, sid: str) -> tuple[Estimate, dict[str, Estimate]]:
         """Size and reachability per channel name: one HMGET, O(1) at any size.
@@ -128,7 +127,6 @@ class SampleStore:
                 if len(batch) >= _CHUNK:
                     await self._write_tmp(tmp, list(batch.items()))
                     batch = {}
-            # Always run the script once more so the counters hash exists even for no members.
             await self._write_tmp(tmp, list(batch.items()))
             n = await self._redis.hget(tmp[2], "n")
             pipe = self._redis.pipeline(transaction=True)
@@ -145,29 +143,40 @@ class SampleStore:
             await self._redis.delete(*tmp)
 
     async def _write_tmp(self, tmp: tuple[str, str, str], items: list[tuple[str, int]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        await self._queue(pipe, tmp, items, allow_empty=True)
-        for key in tmp:
-            pipe.expire(key, _REBUILD_TTL_SECONDS)
-        await pipe.execute()
+        # An empty call too, so that the counters hash exists even for no members.
+        calls = self._script_calls(tmp, items) or [(tmp, [self._lg_k])]
+        await self._run(calls, expire=tmp)
 
-    async def _queue(
-        self,
-        pipe: Pipeline,
-        keys: tuple[str, str, str],
-        items: list[tuple[str, int]],
-        *,
-        allow_empty: bool = False,
-    ) -> None:
-        """Queue script calls of at most _CHUNK transitions each, in order."""
-        if not items and allow_empty:
-            await self._script(keys=list(keys), args=[self._lg_k], client=pipe)
-            return
+    def _script_calls(self, keys: tuple[str, str, str], items: list[tuple[str, int]]) -> list[_Call]:
+        """Split one segment's transitions into script calls of at most _CHUNK, in order."""
+        calls: list[_Call] = []
         for start in range(0, len(items), _CHUNK):
             args: list[str | int] = [self._lg_k]
             for user_id, mask in items[start : start + _CHUNK]:
                 args += (user_id, repr(hash_unit(user_id)), mask)
-            await self._script(keys=list(keys), args=args, client=pipe)
+            calls.append((keys, args))
+        return calls
+
+    async def _run(self, calls: list[_Call], expire: Sequence[str] = ()) -> None:
+        """One pipeline of EVALSHA calls; loads the script and reruns on NOSCRIPT.
+
+        Calling EVALSHA directly spares the SCRIPT EXISTS round trip redis-py
+        adds to every pipeline that carries a registered script; rerunning the
+        whole pipeline is safe because every transition is idempotent.
+        """
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            for key in expire:
+                pipe.expire(key, _REBUILD_TTL_SECONDS)
+            try:
+                await pipe.execute()
+                return
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self._redis.script_load(self._script.script)
 
 
 def _checked_mask(mask: int) -> int:

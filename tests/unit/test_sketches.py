@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ CHANNEL_P = (0.6, 0.3, 0.1, 0.5, 0.05)
 
 def draw_masks(rng: np.random.Generator, count: int) -> np.ndarray:
     bits = rng.random((count, NUM_CHANNELS)) < np.asarray(CHANNEL_P)
-    return (bits.astype(np.int64) << np.arange(NUM_CHANNELS)).sum(axis=1)
+    return bits.astype(np.int64) @ (1 << np.arange(NUM_CHANNELS))
 
 
 def brute_force_state(members: dict[str, int], theta: float) -> dict[str, tuple[float, int]]:
@@ -193,6 +194,17 @@ def test_trim_keeps_k_entries_below_the_k_plus_first_hash() -> None:
     assert sample.channel_counts() == (32, 32, 0, 0, 0)
 
 
+def test_update_is_update_hashed_with_hash_unit() -> None:
+    by_id, by_hash = RetainedSample(4), RetainedSample(4)
+    rng = random.Random(3)
+    for _ in range(3000):
+        uid, member, mask = f"h-{rng.randrange(400)}", rng.random() < 0.7, rng.randrange(32)
+        by_id.update(uid, member, mask)
+        by_hash.update_hashed(uid, hash_unit(uid), member, mask)
+    assert (by_id.theta, by_id.entries()) == (by_hash.theta, by_hash.entries())
+    assert by_id.theta < 1.0
+
+
 def test_update_is_idempotent() -> None:
     sample = RetainedSample(4)
     for i in range(200):
@@ -215,48 +227,129 @@ def test_rejects_bad_arguments() -> None:
         sample.reach(NUM_CHANNELS)
 
 
+@dataclass(frozen=True)
+class ChurnSchedule:
+    """Joins spread over [0, 1), a fixed share of members leaving at a later time, some changing channels."""
+
+    masks: np.ndarray
+    new_masks: np.ndarray
+    join_t: np.ndarray
+    leave_t: np.ndarray  # inf for members who stay
+    changes: np.ndarray  # stayers whose mask becomes new_masks at change_t
+    change_t: np.ndarray
+
+    @property
+    def stays(self) -> np.ndarray:
+        return ~np.isfinite(self.leave_t)
+
+    def final_masks(self) -> np.ndarray:
+        return np.where(self.changes, self.new_masks, self.masks)
+
+    def truths(self) -> list[int]:
+        final = self.final_masks()[self.stays]
+        return [len(final)] + [int(((final >> c) & 1).sum()) for c in range(NUM_CHANNELS)]
+
+
+def make_schedule(rng: np.random.Generator, users: int, leave_fraction: float = 0.35) -> ChurnSchedule:
+    masks, new_masks = draw_masks(rng, users), draw_masks(rng, users)
+    join_t = rng.random(users)
+    leaves = np.zeros(users, dtype=bool)
+    leaves[rng.permutation(users)[: int(users * leave_fraction)]] = True
+    leave_t = np.where(leaves, join_t + rng.random(users) * (1.0 - join_t), np.inf)
+    changes = ~leaves & (rng.random(users) < 0.10)
+    change_t = join_t + rng.random(users) * (1.0 - join_t)
+    return ChurnSchedule(masks, new_masks, join_t, leave_t, changes, change_t)
+
+
+def replay(schedule: ChurnSchedule, ids: list[str], u: list[float], lg_k: int) -> RetainedSample:
+    """Every transition, in time order, through the reference sample (hashes computed once)."""
+    users = len(ids)
+    leavers = np.flatnonzero(~schedule.stays)
+    changers = np.flatnonzero(schedule.changes)
+    who = np.concatenate([np.arange(users), leavers, changers])
+    kind = np.concatenate([np.zeros(users), np.ones(len(leavers)), np.full(len(changers), 2)]).astype(int)
+    when = np.concatenate([schedule.join_t, schedule.leave_t[leavers], schedule.change_t[changers]])
+    order = np.argsort(when, kind="stable")
+
+    sample = RetainedSample(lg_k)
+    update = sample.update_hashed
+    masks, new_masks = schedule.masks.tolist(), schedule.new_masks.tolist()
+    for i, k in zip(who[order].tolist(), kind[order].tolist(), strict=True):
+        if k == 0:
+            update(ids[i], u[i], True, masks[i])
+        elif k == 1:
+            update(ids[i], u[i], False)
+        else:
+            update(ids[i], u[i], True, new_masks[i])
+    return sample
+
+
+def simulate_theta(schedule: ChurnSchedule, u: np.ndarray, lg_k: int) -> float:
+    """RetainedSample's final theta for this schedule, computed trim by trim with numpy.
+
+    Only joins and leaves of users with u below the current theta move the
+    retained count, and only the count decides when the next trim happens, so
+    each stretch between trims is one cumulative sum. Channel changes never
+    move theta. Checked against the reference in the real-hash trials.
+    """
+    k = 1 << lg_k
+    users = len(u)
+    leavers = np.flatnonzero(~schedule.stays)
+    ev_user = np.concatenate([np.arange(users), leavers])
+    ev_step = np.concatenate([np.ones(users, dtype=np.int64), -np.ones(len(leavers), dtype=np.int64)])
+    order = np.argsort(np.concatenate([schedule.join_t, schedule.leave_t[leavers]]))
+    ev_user, ev_step = ev_user[order], ev_step[order]
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    join_pos = position[:users]
+    leave_pos = np.full(users, np.iinfo(np.int64).max)
+    leave_pos[leavers] = position[users:]
+
+    theta, start, retained = 1.0, 0, 0
+    while True:
+        admitted = np.flatnonzero(u[ev_user[start:]] < theta)
+        count = retained + np.cumsum(ev_step[start:][admitted])
+        over = np.flatnonzero(count > 2 * k)
+        if len(over) == 0:
+            return theta
+        trim_at = start + int(admitted[over[0]])
+        current = (join_pos <= trim_at) & (leave_pos > trim_at) & (u < theta)
+        theta = float(np.partition(u[current], k)[k])
+        start, retained = trim_at + 1, k
+
+
+def inside_bounds(estimates: list[Estimate], truths: list[int]) -> list[bool]:
+    return [e.lower_95 <= t <= e.upper_95 for e, t in zip(estimates, truths, strict=True)]
+
+
 def run_churn_trial(rng: np.random.Generator, lg_k: int, tag: str) -> tuple[list[bool], float]:
     """200k joins, 35% of them leaving later, 10% of the stayers changing channels, all interleaved.
 
     Returns, for size then each channel, whether the truth fell inside the
     reported 95% bounds, and theta at the end.
     """
-    users, leave_fraction = 200_000, 0.35
+    users = 200_000
+    schedule = make_schedule(rng, users)
     ids = [f"{tag}-{i}" for i in range(users)]
-    masks = draw_masks(rng, users)
-    new_masks = draw_masks(rng, users)
-    join_t = rng.random(users)
-    leaves = np.zeros(users, dtype=bool)
-    leaves[rng.permutation(users)[: int(users * leave_fraction)]] = True
-    leave_t = join_t + rng.random(users) * (1.0 - join_t)
-    changes = ~leaves & (rng.random(users) < 0.10)
-    change_t = join_t + rng.random(users) * (1.0 - join_t)
-
-    who = np.concatenate([np.arange(users), np.flatnonzero(leaves), np.flatnonzero(changes)])
-    kind = np.concatenate([np.zeros(users), np.ones(leaves.sum()), np.full(changes.sum(), 2)]).astype(int)
-    when = np.concatenate([join_t, leave_t[leaves], change_t[changes]])
-    order = np.argsort(when, kind="stable")
-
-    sample = RetainedSample(lg_k)
-    update = sample.update
-    mask_list, new_mask_list = masks.tolist(), new_masks.tolist()
-    for i, k in zip(who[order].tolist(), kind[order].tolist(), strict=True):
-        if k == 0:
-            update(ids[i], True, mask_list[i])
-        elif k == 1:
-            update(ids[i], False)
-        else:
-            update(ids[i], True, new_mask_list[i])
-
-    final = np.where(changes, new_masks, masks)[~leaves]
-    truths = [len(final)] + [int(((final >> c) & 1).sum()) for c in range(NUM_CHANNELS)]
+    u = [hash_unit(uid) for uid in ids]
+    sample = replay(schedule, ids, u, lg_k)
     estimates = [sample.size()] + [sample.reach(c) for c in range(NUM_CHANNELS)]
-    inside = [e.lower_95 <= t <= e.upper_95 for e, t in zip(estimates, truths, strict=True)]
-    return inside, sample.theta
+    simulated = simulate_theta(schedule, np.asarray(u), lg_k)
+    assert simulated == sample.theta, "vectorised replay disagrees with the reference"
+    return inside_bounds(estimates, schedule.truths()), sample.theta
 
 
 def test_bounds_hold_under_heavy_churn() -> None:
-    """The issue's acceptance test: truth inside the 95% bounds in >= 95% of trials, for each quantity."""
+    """The issue's scenario on the reference sample with real hashes: 40 trials at lg_k 10, one at 12.
+
+    Each trial checks size and the five channels against exact recounts.
+    Coverage of a correct 95% interval is about 95.5%, so even a perfect
+    implementation has every quantity at >= 38 of 40 in only about one run
+    in five: 40 trials cannot *establish* 95%. This test therefore asserts a
+    floor a calibrated interval misses with well under 1% probability per
+    quantity (>= 35 of 40, i.e. at most 5 misses where 1.8 are expected) and
+    prints the rates; ``test_coverage_over_many_trials`` measures the rate.
+    """
     rng = np.random.default_rng(20261129)
     trials = 40
     hits = np.zeros(1 + NUM_CHANNELS, dtype=int)
@@ -264,10 +357,39 @@ def test_bounds_hold_under_heavy_churn() -> None:
         inside, theta = run_churn_trial(rng, 10, f"churn10-{t}")
         assert theta < 0.05, "the sample must be in estimation mode for this test to mean anything"
         hits += inside
-    rates = hits / trials
-    print("coverage size, " + ", ".join(CHANNELS) + ":", rates.tolist())
-    assert (hits >= math.ceil(0.95 * trials)).all(), f"coverage per quantity {rates.tolist()}"
+    print("\n40 trials, lg_k 10: coverage of size, " + ", ".join(CHANNELS), (hits / trials).tolist())
+    assert (hits >= 35).all(), f"hits per quantity out of {trials}: {hits.tolist()}"
 
     inside, theta = run_churn_trial(rng, 12, "churn12")
+    print("1 trial, lg_k 12: inside the bounds for size, " + ", ".join(CHANNELS), inside)
     assert theta < 0.1
-    assert all(inside), inside
+    assert sum(inside) >= 5, inside
+
+
+def test_coverage_over_many_trials() -> None:
+    """Enough trials to measure coverage: 1500 heavy-churn runs of the vectorised replay.
+
+    Uniform u stand in for the hashes (the real-hash trials above check the
+    replay against the reference). A smaller setting (30k users, lg_k 7)
+    keeps it fast while still ending deep in estimation mode, with the rare
+    channels' samples in the exact-binomial range and size's straddling the
+    switch to the normal approximation at 120. This is the acceptance
+    criterion itself: every quantity inside its 95% bounds in at least 95% of
+    the trials (the seed is fixed, so the run is deterministic; it measured
+    95.9-96.9% per quantity, and 95.2-96.0% over 10,000 trials by hand).
+    """
+    rng = np.random.default_rng(1129)
+    trials, users, lg_k = 1500, 30_000, 7
+    hits = np.zeros(1 + NUM_CHANNELS, dtype=int)
+    for _ in range(trials):
+        schedule = make_schedule(rng, users)
+        u = np.floor(rng.random(users) * 2.0**53) / 2.0**53
+        theta = simulate_theta(schedule, u, lg_k)
+        retained = schedule.stays & (u < theta)
+        final = schedule.final_masks()
+        counts = [int(retained.sum())]
+        counts += [int((retained & ((final >> c) & 1 == 1)).sum()) for c in range(NUM_CHANNELS)]
+        hits += inside_bounds([estimate_from_sample(n, theta) for n in counts], schedule.truths())
+    rates = hits / trials
+    print(f"\n{trials} trials, lg_k {lg_k}: coverage of size, " + ", ".join(CHANNELS), rates.tolist())
+    assert (rates >= 0.95).all(), rates.tolist()

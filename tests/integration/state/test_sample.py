@@ -43,9 +43,7 @@ def feed(ref: RetainedSample, transitions: Sequence[tuple[str, int | None]]) -> 
 
 
 def random_batch(rng: random.Random, users: int, size: int) -> list[tuple[str, int | None]]:
-    return [
-        (f"u{rng.randrange(users)}", rng.randrange(32) if rng.random() < 0.6 else None) for _ in range(size)
-    ]
+    return [(f"u{rng.randrange(users)}", rng.randrange(32) if rng.random() < 0.6 else None) for _ in range(size)]
 
 
 async def aiter_of(items: list[tuple[str, int]]) -> AsyncIterator[tuple[str, int]]:
@@ -241,3 +239,17 @@ async def test_rebuild_to_empty_and_failed_rebuild(private_redis: aioredis.Redis
     await store.rebuild("s", aiter_of([]))
     assert await store.estimate("s") == (Estimate(0, 0, 0), {name: Estimate(0, 0, 0) for name in CHANNELS})
     assert await private_redis.exists(*store.keys("s")[:2]) == 0
+
+
+async def test_survives_a_script_cache_flush(private_redis: aioredis.Redis) -> None:
+    """A Redis restart or failover empties the script cache; the next apply must reload, not fail."""
+    store = SampleStore(private_redis, PREFIX, 4)
+    ref = RetainedSample(4)
+    first: list[tuple[str, int | None]] = [(f"f-{i}", 1) for i in range(50)]
+    await store.apply({"s": first})
+    await private_redis.script_flush()
+    second: list[tuple[str, int | None]] = [(f"f-{i}", None) for i in range(10)] + [("g", 2)]
+    await store.apply({"s": second})
+    feed(ref, first)
+    feed(ref, second)
+    assert await snapshot(private_redis, store, "s") == reference_snapshot(ref)
