@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
-from stream.api.deps import SegmentId, Svc, get_segment_or_404
+from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import (
     CampaignIn,
     CampaignList,
@@ -43,6 +43,22 @@ def _missing(field: str, sid: str) -> HTTPException:
     return HTTPException(422, detail=f"{field}: segment {sid!r} does not exist")
 
 
+NOUN = {CAMPAIGN: "campaign", JOURNEY: "journey"}
+
+
+async def _get_or_404(svc: Services, kind: str, item_id: str) -> dict[str, Any]:
+    item = await svc.registry.get(kind, item_id)
+    if item is None:
+        raise HTTPException(404, detail=f"{NOUN[kind]} {item_id!r} not found")
+    return item
+
+
+async def _remove_or_404(svc: Services, kind: str, item_id: str) -> Response:
+    if not await svc.registry.remove(kind, item_id):
+        raise HTTPException(404, detail=f"{NOUN[kind]} {item_id!r} not found")
+    return Response(status_code=204)
+
+
 @router.post("/campaigns", status_code=201, response_model=CampaignOut, responses=errors(400, 422))
 async def create_campaign(svc: Svc, body: CampaignIn) -> dict[str, Any]:
     stored = await svc.registry.add(CAMPAIGN, {"name": body.name, "channel": body.channel}, [body.segment_id])
@@ -58,17 +74,12 @@ async def list_campaigns(svc: Svc) -> dict[str, Any]:
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, responses=errors(404, 422))
 async def read_campaign(svc: Svc, campaign_id: ItemId) -> dict[str, Any]:
-    item = await svc.registry.get(CAMPAIGN, campaign_id)
-    if item is None:
-        raise HTTPException(404, detail=f"campaign {campaign_id!r} not found")
-    return campaign_body(item)
+    return campaign_body(await _get_or_404(svc, CAMPAIGN, campaign_id))
 
 
 @router.delete("/campaigns/{campaign_id}", status_code=204, response_class=Response, responses=errors(404, 422))
 async def delete_campaign(svc: Svc, campaign_id: ItemId) -> Response:
-    if not await svc.registry.remove(CAMPAIGN, campaign_id):
-        raise HTTPException(404, detail=f"campaign {campaign_id!r} not found")
-    return Response(status_code=204)
+    return await _remove_or_404(svc, CAMPAIGN, campaign_id)
 
 
 @router.post("/journeys", status_code=201, response_model=JourneyOut, responses=errors(400, 422))
@@ -88,17 +99,12 @@ async def list_journeys(svc: Svc) -> dict[str, Any]:
 
 @router.get("/journeys/{journey_id}", response_model=JourneyOut, responses=errors(404, 422))
 async def read_journey(svc: Svc, journey_id: ItemId) -> dict[str, Any]:
-    item = await svc.registry.get(JOURNEY, journey_id)
-    if item is None:
-        raise HTTPException(404, detail=f"journey {journey_id!r} not found")
-    return journey_body(item)
+    return journey_body(await _get_or_404(svc, JOURNEY, journey_id))
 
 
 @router.delete("/journeys/{journey_id}", status_code=204, response_class=Response, responses=errors(404, 422))
 async def delete_journey(svc: Svc, journey_id: ItemId) -> Response:
-    if not await svc.registry.remove(JOURNEY, journey_id):
-        raise HTTPException(404, detail=f"journey {journey_id!r} not found")
-    return Response(status_code=204)
+    return await _remove_or_404(svc, JOURNEY, journey_id)
 
 
 @router.get("/segments/{sid}/usage", response_model=UsageOut, responses=errors(404, 422), tags=["segments"])
