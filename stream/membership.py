@@ -66,6 +66,9 @@ class UserState:
     backfilled: set[str] = field(default_factory=set)
     due_ms: int | None = None  # next instant a window moves membership ("n"; None: none pending)
     due_known: bool = False  # "n" was stored, so untouched segments need no recomputation
+    # "zq": the last commit changed "n"; its timer write may have died with a worker,
+    # so the next touch (a redelivery, after a crash) writes it again.
+    timer_queued: bool = False
     seen_event_ids: set[str] = field(default_factory=set)
     new_event_ids: list[str] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
@@ -89,6 +92,7 @@ def load_user(user_id: str, fields: dict[str, str]) -> UserState:
     user.members = set(json.loads(fields["m"])) if "m" in fields else set()
     user.stored_aggs = {k[len(AGG_PREFIX) :]: v for k, v in fields.items() if k.startswith(AGG_PREFIX)}
     user.backfilled = {k[len(BACKFILL_PREFIX) :] for k in fields if k.startswith(BACKFILL_PREFIX)}
+    user.timer_queued = "zq" in fields
     if "n" in fields:
         user.due_known = True
         user.due_ms = None if fields["n"] == "-" else int(fields["n"])
@@ -275,6 +279,10 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
             to_set["n"] = "-" if user.due_ms is None else str(user.due_ms)
         elif name == "m":
             to_set["m"] = json.dumps(sorted(user.members), separators=(",", ":"))
+    if "n" in user.dirty:
+        to_set["zq"] = "1"
+    elif user.timer_queued:
+        to_del.append("zq")
     if user.outbox:
         to_set["o"] = json.dumps([t.to_list() for t in user.outbox], separators=(",", ":"))
     elif user.stale_outbox:

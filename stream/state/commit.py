@@ -8,6 +8,7 @@ does the API's list upload, so every membership change takes the same path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from stream.segments import SegmentIndex
 from stream.state.keys import Keys
 from stream.state.sample import SampleStore
 from stream.state.segments import MemberChange, SegmentStore
-from stream.state.users import Lookup, UserStore
+from stream.state.users import COMMITTED, DUPLICATE, Lookup, UserStore
 
 MAX_ATTEMPTS = 20
 IDENTITY_PROPS = ("email", "phone")
@@ -68,7 +69,7 @@ class Committer:
 
     async def run(self, lookups: Sequence[Lookup], partition_of: dict[str, int | None], work: Work,
                   index: SegmentIndex, now: int, only_existing: bool = False) -> CommitReport:
-        pending = {lk.user_id: lk for lk in lookups}
+        pending = {lk.user_id: dataclasses.replace(lk, check_dedupe=False) for lk in lookups}
         applied: list[Applied] = []
         outcomes: list[tuple[str, str]] = []
         for _attempt in range(MAX_ATTEMPTS):
@@ -86,7 +87,10 @@ class Committer:
                 batch.append((user, before, outs))
             to_commit = [u for u, _, _ in batch if needs_commit(u)]
             results = await self.users.commit(to_commit)
-            committed = {id(u) for u, ok in zip(to_commit, results, strict=True) if ok}
+            committed = {id(u) for u, r in zip(to_commit, results, strict=True) if r == COMMITTED}
+            for user, result in zip(to_commit, results, strict=True):
+                if result == DUPLICATE:
+                    pending[user.user_id] = dataclasses.replace(pending[user.user_id], check_dedupe=True)
             for user, before, outs in batch:
                 if id(user) in committed or not needs_commit(user):
                     applied.append(Applied(user, partition_of.get(user.user_id), before, id(user) in committed))
@@ -138,8 +142,10 @@ class Committer:
             for t in [*user.stale_outbox, *user.outbox]:
                 if t.segment_id in index.segments:
                     sample_changes[t.segment_id].append((user.user_id, None if t.op == EXIT else t.mask))
-            if a.partition is not None and a.committed:  # an unchanged user's timer is already right
+            if a.partition is not None and a.committed:
                 known[a.partition].append(user.user_id)
+            # Only a changed due (or one a crash may have lost) needs the timer set touched.
+            if a.partition is not None and a.committed and ("n" in user.dirty or user.timer_queued):
                 due = user.due_ms
                 if due is None:
                     pipe.zrem(self.keys.due(a.partition), user.user_id)

@@ -21,6 +21,12 @@ from stream.state.scripts import lua_source
 class Lookup:
     user_id: str
     event_ids: Sequence[str] = ()
+    # False: trust the commit script to refuse an already-applied id (-1) instead of
+    # asking first; duplicates are rare, so this saves a command for most users.
+    check_dedupe: bool = True
+
+
+COMMITTED, CONFLICT, DUPLICATE = 1, 0, -1
 
 
 class UserStore:
@@ -35,20 +41,20 @@ class UserStore:
         pipe = self.redis.pipeline(transaction=False)
         for lk in lookups:
             pipe.hgetall(self.keys.user(lk.user_id))
-            if lk.event_ids:
+            if lk.event_ids and lk.check_dedupe:
                 pipe.smismember(self.keys.dedupe(lk.user_id), list(lk.event_ids))
         replies = iter(await pipe.execute())
         users: list[UserState] = []
         for lk in lookups:
             user = load_user(lk.user_id, _decode_hash(next(replies)))
-            if lk.event_ids:
+            if lk.event_ids and lk.check_dedupe:
                 flags = next(replies)
                 user.seen_event_ids = {eid for eid, seen in zip(lk.event_ids, flags, strict=True) if seen}
             users.append(user)
         return users
 
-    async def commit(self, users: Iterable[UserState]) -> list[bool]:
-        """One CAS script per user in one pipeline; False marks a user to reload and redo."""
+    async def commit(self, users: Iterable[UserState]) -> list[int]:
+        """One CAS script per user in one pipeline: COMMITTED, CONFLICT or DUPLICATE each."""
         pipe = self.redis.pipeline(transaction=False)
         batch = list(users)
         for user in batch:
@@ -63,7 +69,7 @@ class UserStore:
                 keys=[self.keys.user(user.user_id), self.keys.dedupe(user.user_id)], args=args, client=pipe
             )
         results = await pipe.execute() if batch else []
-        return [bool(r) for r in results]
+        return [int(r) for r in results]
 
     async def read(self, user_id: str) -> UserState | None:
         fields = _decode_hash(await self.redis.hgetall(self.keys.user(user_id)))
