@@ -115,8 +115,9 @@ class JobRunner:
         async for chunk in self._users(p):
             await self.engine.run_users(chunk, p, work)
             done += len(chunk)
+            for uid in chunk:
+                history.pop(uid, None)  # merged: the rest are users the live agent has not reached
             await self.jobs.progress(job.id, p, 0.5 + 0.5 * min(1.0, done / total), self.owner)
-        # Users in the log the live agent has not reached yet are not in the known set.
         unseen = sorted(history)
         for start in range(0, len(unseen), CHUNK):
             await self.engine.run_users(unseen[start : start + CHUNK], p, work, only_existing=False)
