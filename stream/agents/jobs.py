@@ -20,11 +20,11 @@ from stream.agents.backfill import read_partition
 from stream.agents.engine import Engine
 from stream.config import Settings
 from stream.ingest import Invalid, parse_event
-from stream.membership import UserState, merge_backfill, reevaluate
+from stream.membership import UserState, forget_segments, merge_backfill, reevaluate
 from stream.rules import CHANNELS, Aggregate, event_matches, fold, new_aggregate, reachability
 from stream.rules import channel_mask as mask_of
 from stream.segments import LIVE, Segment, SegmentIndex
-from stream.state.jobs import BACKFILL, Job, JobStore
+from stream.state.jobs import BACKFILL, CLEANUP, Job, JobStore
 
 log = logging.getLogger(__name__)
 CHUNK = 500
@@ -43,21 +43,48 @@ class JobRunner:
             if job is None:
                 continue
             seg = (await self.engine.registry.reload()).segments.get(job.segment_id)
-            if seg is None:
+            if seg is None and job.type != CLEANUP:
                 await self.jobs.complete(job, None, error="segment was deleted")
                 continue
-            done = await self.jobs.parts_done(job_id)
-            for p in owned:
-                if p in done or p >= job.partitions or not await self.jobs.lock(job_id, p, self.owner):
-                    continue
-                try:
-                    result = await (self._backfill(job, seg, p) if job.type == BACKFILL else self._recount(job, seg, p))
-                except Exception as exc:
-                    log.exception("job %s partition %s failed", job_id, p)
-                    await self.jobs.complete(job, None, error=f"partition {p}: {exc}")
-                    return
-                if await self.jobs.finish_part(job_id, p, result):
-                    await self._finalize(job, seg)
+            await self._run_parts(job, owned, seg)
+
+    async def _run_parts(self, job: Job, owned: list[int], seg: Segment | None) -> None:
+        """Runs this worker's partitions of one job; seg is None only for a cleanup."""
+        done = await self.jobs.parts_done(job.id)
+        for p in owned:
+            if p in done or p >= job.partitions or not await self.jobs.lock(job.id, p, self.owner):
+                continue
+            try:
+                if seg is None:
+                    result = await self._cleanup(job, p)
+                elif job.type == BACKFILL:
+                    result = await self._backfill(job, seg, p)
+                else:
+                    result = await self._recount(job, seg, p)
+            except Exception as exc:
+                log.exception("job %s partition %s failed", job.id, p)
+                await self.jobs.complete(job, None, error=f"partition {p}: {exc}")
+                return
+            if await self.jobs.finish_part(job.id, p, result):
+                await self._finalize(job, seg)
+
+    async def _cleanup(self, job: Job, p: int) -> dict[str, Any]:
+        """Drops a deleted segment from every known user of the partition, so nothing is orphaned."""
+        cleaned = 0
+
+        def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+            nonlocal cleaned
+            before = len(user.dirty)
+            forget_segments(user, idx.segments.keys())
+            cleaned += int(len(user.dirty) > before)
+            return []
+
+        total, done = await self._known_count(p), 0
+        async for chunk in self._users(p):
+            await self.engine.run_users(chunk, p, work)
+            done += len(chunk)
+            await self.jobs.progress(job.id, p, min(1.0, done / total), self.owner)
+        return {"users": done, "cleaned": cleaned}
 
     async def _users(self, partition: int) -> AsyncIterator[list[str]]:
         cursor = 0
@@ -152,10 +179,13 @@ class JobRunner:
 
     # -- completion -------------------------------------------------------------------------
 
-    async def _finalize(self, job: Job, seg: Segment) -> None:
+    async def _finalize(self, job: Job, seg: Segment | None) -> None:
         parts = await self.jobs.part_results(job.id)
-        if job.type == BACKFILL:
-            result: dict[str, Any] = {
+        result: dict[str, Any]
+        if seg is None:
+            result = {"users": sum(int(r["users"]) for r in parts), "cleaned": sum(int(r["cleaned"]) for r in parts)}
+        elif job.type == BACKFILL:
+            result = {
                 "events_read": sum(int(r["events_read"]) for r in parts),
                 "users": sum(int(r["users"]) for r in parts),
             }

@@ -10,7 +10,7 @@ import uuid
 
 from stream.rules import SegmentSpec
 from stream.segments import CUSTOM_LIST, Segment, make_segment
-from stream.state.jobs import BACKFILL, JobStore
+from stream.state.jobs import BACKFILL, CLEANUP, JobStore
 from stream.state.sample import SampleStore
 from stream.state.segments import SegmentStore
 
@@ -27,7 +27,10 @@ async def create_segment(segments: SegmentStore, jobs: JobStore, spec: SegmentSp
     return seg, job_id
 
 
-async def delete_segment(segments: SegmentStore, samples: SampleStore, sid: str) -> None:
-    """Segment-side keys go now; per-user leftovers are dropped when each user is next touched."""
+async def delete_segment(segments: SegmentStore, samples: SampleStore, jobs: JobStore, sid: str,
+                         partitions: int) -> str:
+    """Segment-side keys go now; a cleanup job then drops every user's leftovers (membership,
+    aggregates, backfill mark) partition by partition. Returns the cleanup job's id."""
     await segments.remove(sid)
     await samples.delete(sid)
+    return await jobs.create(CLEANUP, sid, partitions)

@@ -17,9 +17,10 @@ from redis.asyncio import Redis
 
 from stream.state.keys import Keys
 
-BACKFILL, RECOUNT = "backfill", "recount"
+BACKFILL, RECOUNT, CLEANUP = "backfill", "recount", "cleanup"
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 LOCK_SECONDS = 30
+FINISHED_TTL_SECONDS = 7 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +120,11 @@ class JobStore:
             fields["error"] = error
         pipe.hset(self.keys.job(job.id), items=[part for kv in fields.items() for part in kv])
         pipe.srem(self.keys.jobs_active, job.id)
-        if job.type == RECOUNT:  # a backfill's id stays, so the segment can report how it went
+        if job.type != BACKFILL:  # a backfill's id stays, so the segment can report how it went
             pipe.delete(self.keys.segment_job(job.segment_id, job.type))
+        # Finished jobs stay readable for a week (GET /jobs), then go: no record outlives its use.
+        pipe.expire(self.keys.job(job.id), FINISHED_TTL_SECONDS)
+        pipe.expire(self.keys.job_parts(job.id), FINISHED_TTL_SECONDS)
         await pipe.execute()
 
     async def for_segment(self, segment_id: str, job_type: str) -> Job | None:

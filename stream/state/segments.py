@@ -69,7 +69,8 @@ class SegmentStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(self.keys.segments, sid)
         pipe.incr(self.keys.segments_version)
-        pipe.delete(self.keys.members(sid), self.keys.trend(sid), self.keys.exact(sid))
+        pipe.delete(self.keys.members(sid), self.keys.trend(sid), self.keys.exact(sid),
+                    self.keys.segment_job(sid, "backfill"))
         pipe.publish(self.keys.segments_channel, sid)
         await pipe.execute()
 

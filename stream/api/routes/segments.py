@@ -95,7 +95,7 @@ async def delete(svc: Svc, sid: SegmentId) -> Response:
     if usage.campaigns or usage.journeys:
         raise HTTPException(409, detail=await _in_use(svc, sid))
     try:
-        await delete_segment(svc.segments, svc.samples, sid)
+        await delete_segment(svc.segments, svc.samples, svc.jobs, sid, svc.settings.partitions)
     finally:
         await svc.registry.end_delete(sid)
     with contextlib.suppress(KeyError):  # set here only if this API added list members

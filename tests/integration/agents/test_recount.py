@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from stream.config import Settings
 from stream.rules import CHANNELS, parse_segment, reachability
-from stream.state.catalog import create_segment
+from stream.state.catalog import create_segment, delete_segment
 from stream.state.jobs import JobStore
 from stream.state.keys import Keys
 from stream.state.sample import SampleStore
@@ -114,3 +114,39 @@ async def _recount(jobs: JobStore, sid: str, partitions: int) -> Any:
         if job.status == "done":
             return job
         await asyncio.sleep(0.2)
+
+
+async def test_deleting_a_segment_leaves_no_per_user_orphans(
+        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
+    settings, keys = topics, Keys(topics.key_prefix)
+    segments, jobs = SegmentStore(redis, keys), JobStore(redis, keys)
+    await start_worker(settings)
+    seg, _ = await create_segment(segments, jobs, parse_segment(
+        {"name": "gone", "kind": "past_behavior", "rule": {"event": {"name": "Viewed", "within_days": 30}}}),
+        settings.partitions)
+    sc = generate(seed=5, users=200, events=2000, now_ms=int(time.time() * 1000), malformed=0)
+    await _send(producer, settings.topic_profiles, sc.profiles)
+    await _send(producer, settings.topic_events, sc.events)
+    await eventually(lambda: redis.scard(keys.members(seg.id)), timeout=60, what="members")
+    users = {u for u, _ in sc.profiles} | {u for u, _ in sc.events}
+
+    async def all_seen() -> bool:
+        return sum([await redis.scard(keys.known(p)) for p in range(settings.partitions)]) == len(users)
+
+    await eventually(all_seen, timeout=60, what="every user to be processed")
+    job_id = await delete_segment(segments, SampleStore(redis, settings.key_prefix, settings.sketch_lg_k), jobs,
+                                  seg.id, settings.partitions)
+    job = await eventually(lambda: _finished(jobs, job_id), timeout=60, what="the cleanup job")
+    assert job.result["users"] == len(users) and job.result["cleaned"] > 0
+    for uid in users:
+        fields = await redis.hgetall(keys.user(uid))
+        assert f"a:{seg.id}" not in fields and f"bf:{seg.id}" not in fields, uid
+        assert seg.id not in json.loads(fields.get("m", "[]")), uid
+    assert not [k async for k in redis.scan_iter(match=f"{settings.key_prefix}*{seg.id}*")]
+
+
+async def _finished(jobs: JobStore, job_id: str) -> Any:
+    job = await jobs.get(job_id)
+    assert job is not None and job.status != "failed", job
+    return job if job.status == "done" else None
