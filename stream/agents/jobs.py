@@ -184,6 +184,9 @@ class JobRunner:
         result: dict[str, Any]
         if seg is None:
             result = {"users": sum(int(r["users"]) for r in parts), "cleaned": sum(int(r["cleaned"]) for r in parts)}
+            # Every owner reloaded the definitions before its part, so no batch writes these again.
+            await self.engine.segments.purge(job.segment_id)
+            await self.engine.samples.delete(job.segment_id)
         elif job.type == BACKFILL:
             result = {
                 "events_read": sum(int(r["events_read"]) for r in parts),

@@ -65,14 +65,19 @@ class SegmentStore:
                     continue
 
     async def remove(self, sid: str) -> None:
-        """Drops the definition and the segment-side keys; user-side leftovers go lazily."""
+        """Drops the definition and the segment-side keys; user-side leftovers go with the cleanup job."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(self.keys.segments, sid)
         pipe.incr(self.keys.segments_version)
-        pipe.delete(self.keys.members(sid), self.keys.trend(sid), self.keys.exact(sid),
-                    self.keys.segment_job(sid, "backfill"))
         pipe.publish(self.keys.segments_channel, sid)
         await pipe.execute()
+        await self.purge(sid)
+
+    async def purge(self, sid: str) -> None:
+        """Deletes a removed segment's own keys. Run again when its cleanup job ends: a batch
+        in flight on a worker that had not yet seen the deletion may have written them back."""
+        await self.redis.delete(self.keys.members(sid), self.keys.trend(sid), self.keys.exact(sid),
+                                self.keys.segment_job(sid, "backfill"))
 
     async def apply_members(self, changes: Mapping[str, Sequence[MemberChange]]) -> dict[str, list[bool]]:
         """Returns, per segment, which transitions really changed the member set."""
