@@ -26,7 +26,7 @@ class Registry:
         now = time.monotonic()
         if now - self._checked_at >= self.max_staleness:
             version = await self.store.version()
-            if version != self.index.version or (not self.index.segments and version):
+            if version != self.index.version:
                 self.index = await self.store.load_index()
             self._checked_at = now
         return self.index

@@ -31,15 +31,16 @@ SCREENSHOTS = ROOT / "test-output" / "screenshots"
 expect.set_options(timeout=30_000)
 
 
-def chromium_or_skip() -> str:
+def chromium_or_fail() -> str:
+    """deploy/local/provision.sh installs it; missing means provisioning broke, so fail, never skip."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} is not installed (make provision installs Debian's chromium)")
     return CHROMIUM
 
 
 @pytest_asyncio.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    executable = chromium_or_skip()
+    executable = chromium_or_fail()
     async with async_playwright() as pw:
         launched = await pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield launched

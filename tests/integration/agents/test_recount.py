@@ -70,13 +70,8 @@ async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
     assert again == during[0], "two recounts of one segment at once share one job"
     await feeder
 
-    async def done(job_id: str) -> Any:
-        job = await jobs.get(job_id)
-        assert job is not None and job.status != "failed", job
-        return job if job.status == "done" else None
-
     for job_id in during:
-        job = await eventually(lambda j=job_id: done(j), timeout=120, what="the recount during ingestion")
+        job = await eventually(lambda j=job_id: _finished(jobs, j), timeout=120, what="the recount during ingestion")
         assert job.result["drift"] == 0, job.result
 
     async def settled() -> bool:
@@ -89,7 +84,8 @@ async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
     people = final_profiles(sc)
     samples = SampleStore(redis, settings.key_prefix, settings.sketch_lg_k)
     for sid in segments:
-        job = await eventually(lambda s=sid: _recount(jobs, s, settings.partitions), timeout=120, what="recount")
+        job_id = await jobs.create("recount", sid, settings.partitions)
+        job = await eventually(lambda j=job_id: _finished(jobs, j), timeout=120, what="the recount")
         result = job.result
         members = expected[sid]
         assert result["size"] == len(members)
@@ -105,15 +101,6 @@ async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
         exact = json.loads(await redis.get(keys.exact(sid)) or "{}")
         assert exact["size"] == len(members)
 
-
-async def _recount(jobs: JobStore, sid: str, partitions: int) -> Any:
-    job_id = await jobs.create("recount", sid, partitions)
-    while True:
-        job = await jobs.get(job_id)
-        assert job is not None and job.status != "failed", job
-        if job.status == "done":
-            return job
-        await asyncio.sleep(0.2)
 
 
 async def test_deleting_a_segment_leaves_no_per_user_orphans(

@@ -49,7 +49,7 @@ class Prometheus:
 def prometheus_factory(tmp_path: Path) -> Iterator[Any]:
     """Starts Prometheus on a free port; stops it (the process we started, by its handle) at teardown."""
     if not Path(PROMETHEUS).exists():
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+        pytest.fail("prometheus is not installed (make provision installs Debian's prometheus)")
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(api_port: int, worker_port: int) -> Prometheus:

@@ -29,7 +29,7 @@ async def promtool_check(text: str) -> tuple[int, str]:
 
 async def test_promtool_accepts_worker_and_api_metrics(ops_stack: OpsStack) -> None:
     if not shutil.which(PROMTOOL):
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+        pytest.fail("promtool is not installed (make provision installs Debian's prometheus)")
     await drive_traffic(ops_stack)
     async with httpx.AsyncClient() as client:
         worker = (await client.get(ops_stack.worker_url + "/metrics")).text

@@ -7,7 +7,6 @@ Nothing here starts a container: these catch the drift that only shows up at
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -214,7 +213,6 @@ def test_dockerfile_runs_the_stream_cli() -> None:
     assert re.search(r'^CMD \["stream", "api"\]', text, re.M)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 @pytest.mark.parametrize("template", [PROMETHEUS, PROMETHEUS_LOCAL], ids=["compose", "local"])
 def test_promtool_check_config(template: Path, tmp_path: Path) -> None:
     text = template.read_text().replace("@API_PORT@", "18000").replace("@WORKER_PORT@", "16066")
