@@ -24,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from redis.asyncio import Redis
 
 from stream.config import Settings
@@ -146,7 +147,10 @@ async def drain_rate(settings: Settings, group: str, topics: list[str], proc: su
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}")
             # The group may answer with nothing mid-rebalance: offsets only ever grow.
-            done = max(done, await committed_total(admin, group, set(topics)))
+            try:
+                done = max(done, await committed_total(admin, group, set(topics)))
+            except GroupCoordinatorNotAvailableError:  # a fresh broker creates __consumer_offsets lazily
+                pass
             now = time.perf_counter()
             if os.environ.get("BENCH_DEBUG"):
                 print(f"committed {done}/{target}", file=sys.stderr)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     data_dir: str = Field("var/faust", description="Faust's local data directory.")
     sketch_lg_k: int = Field(12, ge=4, le=20, description="log2 of the sketch's nominal entries.")
     dedupe_ttl_seconds: int = Field(7 * 86400, ge=60, description="How long an event_id is remembered.")
+    user_cache_size: int = Field(
+        100_000, ge=0, description="Users a worker keeps decoded in memory after committing them (0: none)."
+    )
     batch_size: int = Field(1000, ge=1, description="Most events taken from the stream per batch.")
     batch_timeout_seconds: float = Field(0.05, gt=0, description="Longest wait to fill a batch.")
     timer_interval_seconds: float = Field(0.5, gt=0, description="How often due window exits are checked.")

@@ -12,8 +12,7 @@ start() {
   if pid_alive "$PIDFILE"; then log "redis already running (pid $(cat "$PIDFILE"))"; return 0; fi
   mkdir -p "$RDIR"
   log "starting redis on 127.0.0.1:$REDIS_PORT"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RDIR" \
-    --appendonly yes --appendfsync everysec --save '' \
+  redis-server "$ROOT/deploy/redis/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RDIR" \
     --daemonize yes --pidfile "$PIDFILE" --logfile "$VAR/log/redis.log"
   wait_for redis 30 ping || { tail -20 "$VAR/log/redis.log" >&2; return 1; }
 }

@@ -48,7 +48,7 @@ class Engine:
         self.outputs = outputs
         self.clock = clock
         self.keys = Keys(settings.key_prefix)
-        self.users = UserStore(redis, self.keys, settings.dedupe_ttl_seconds)
+        self.users = UserStore(redis, self.keys, settings.dedupe_ttl_seconds, settings.user_cache_size)
         self.segments = SegmentStore(redis, self.keys)
         self.samples = SampleStore(redis, settings.key_prefix, settings.sketch_lg_k)
         self.registry = Registry(self.segments)

@@ -59,10 +59,20 @@ def fold(cond: EventCond, agg: Aggregate, ts_ms: int, props: Mapping[str, Scalar
 
 
 def prune(cond: EventCond, agg: Aggregate, now_ms: int) -> None:
-    """Safe only because time moves forward: an entry older than the window never counts again."""
+    """Safe only because time moves forward: an entry older than the window never counts again.
+
+    Without a sum, only the count is compared with an integer v, and whether
+    the v+1 most recent events up to now are inside the window decides that
+    comparison for every operator; older entries can never matter again (a
+    late event older than them would not be among the v+1 most recent either).
+    So a heavy user's windowed condition holds v+1 entries, not its history.
+    """
     if cond.within_days is None or not agg.entries:
         return
     cut = bisect_right(agg.entries, now_ms - window_ms(cond.within_days), key=_ts)
+    if cond.sum is None:
+        keep = int(cond.count.value) + 1
+        cut = max(cut, bisect_right(agg.entries, now_ms, key=_ts) - keep)
     if cut:
         del agg.entries[:cut]
 
@@ -75,6 +85,8 @@ def window_stats(cond: EventCond, agg: Aggregate, now_ms: int) -> tuple[int, flo
     hi = bisect_right(agg.entries, now_ms, key=_ts)
     if hi <= lo:
         return 0, 0.0
+    if cond.sum is None:
+        return hi - lo, 0.0
     # fsum: the answer must not depend on the order events arrived in.
     return hi - lo, math.fsum(v for _, v in agg.entries[lo:hi])
 

@@ -100,7 +100,10 @@ class Committer:
             raise RuntimeError(f"{len(pending)} users kept conflicting; the batch will be redelivered")
         for topic, outcome in outcomes:
             metrics.EVENTS_PROCESSED.labels(topic, outcome).inc()
-        return await self._publish(applied, index, now)
+        report = await self._publish(applied, index, now)
+        for a in applied:
+            self.users.settle(a.user)
+        return report
 
     async def _publish(self, applied: list[Applied], index: SegmentIndex, now: int) -> CommitReport:
         report = CommitReport(applied=[a.user for a in applied])

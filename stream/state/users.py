@@ -7,12 +7,13 @@ turns those into a retry instead of a lost update.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from stream.membership import UserState, changed_fields, load_user
+from stream.membership import UserState, changed_fields, load_user, settle_committed
 from stream.state.keys import Keys
 from stream.state.scripts import lua_source
 
@@ -29,23 +30,55 @@ class Lookup:
 COMMITTED, CONFLICT, DUPLICATE = 1, 0, -1
 
 
+def dedupe_token(event_id: str) -> str:
+    """A signed 64-bit hash of the event id, in decimal.
+
+    Redis keeps a set of integers as an intset: 8 bytes per id instead of a
+    hashtable entry of ~50 bytes plus the id itself. Two of one user's ids
+    colliding within the dedupe window has odds near n^2 / 2^64.
+    """
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return str(int.from_bytes(digest, "big", signed=True))
+
+
 class UserStore:
-    def __init__(self, redis: Redis, keys: Keys, dedupe_ttl_seconds: int) -> None:
+    """Loads and commits users; with `cache_size` > 0 it also keeps the users it
+    committed, decoded, so a worker's next touch of a user costs no read.
+
+    The cache needs no invalidation to be safe: a cached user carries the
+    version it was committed at, so if anyone else wrote the user since (a
+    zombie, the API's list upload, the partition's new owner) the commit
+    script answers CONFLICT and the user is read again. A user is taken out of
+    the cache while work runs on it and put back only once committed, so a
+    failed batch can never leave a half-applied user behind.
+    """
+
+    def __init__(self, redis: Redis, keys: Keys, dedupe_ttl_seconds: int, cache_size: int = 0) -> None:
         self.redis = redis
         self.keys = keys
         self.dedupe_ttl = dedupe_ttl_seconds
+        self.cache_size = cache_size
+        self._cache: dict[str, UserState] = {}  # insertion order = least recently committed first
         self._commit = redis.register_script(lua_source("user_commit"))
 
     async def load(self, lookups: Sequence[Lookup]) -> list[UserState]:
         """Users plus which of the given event ids they already applied."""
         pipe = self.redis.pipeline(transaction=False)
+        cached: dict[str, UserState] = {}
         for lk in lookups:
+            user = self._cache.pop(lk.user_id, None)
+            if user is not None and not lk.check_dedupe:
+                cached[lk.user_id] = user
+                continue
             pipe.hgetall(self.keys.user(lk.user_id))
             if lk.event_ids and lk.check_dedupe:
-                pipe.smismember(self.keys.dedupe(lk.user_id), list(lk.event_ids))
-        replies = iter(await pipe.execute())
+                pipe.smismember(self.keys.dedupe(lk.user_id), [dedupe_token(e) for e in lk.event_ids])
+        replies = iter(await pipe.execute() if len(pipe) else [])
         users: list[UserState] = []
         for lk in lookups:
+            if lk.user_id in cached:
+                users.append(cached[lk.user_id])
+                continue
             user = load_user(lk.user_id, _decode_hash(next(replies)))
             if lk.event_ids and lk.check_dedupe:
                 flags = next(replies)
@@ -53,23 +86,51 @@ class UserStore:
             users.append(user)
         return users
 
+    def keep(self, user: UserState) -> None:
+        """Caches a user whose state equals what Redis holds (committed, or untouched)."""
+        if self.cache_size <= 0 or not user.exists:
+            return
+        user.seen_event_ids, user.new_event_ids = set(), []
+        self._cache.pop(user.user_id, None)
+        self._cache[user.user_id] = user
+        while len(self._cache) > self.cache_size:
+            del self._cache[next(iter(self._cache))]
+
+    def forget_cached(self) -> None:
+        self._cache.clear()
+
     async def commit(self, users: Iterable[UserState]) -> list[int]:
-        """One CAS script per user in one pipeline: COMMITTED, CONFLICT or DUPLICATE each."""
+        """One CAS script per user in one pipeline: COMMITTED, CONFLICT or DUPLICATE each.
+
+        A committed user records what was written, for `settle`."""
         pipe = self.redis.pipeline(transaction=False)
         batch = list(users)
+        written: list[tuple[dict[str, str], list[str]]] = []
         for user in batch:
             to_set, to_del = changed_fields(user)
+            written.append((to_set, to_del))
             args: list[str | int] = [user.version, self.dedupe_ttl, len(to_set)]
             for name, value in to_set.items():
                 args += [name, value]
             args.append(len(to_del))
             args += to_del
-            args += user.new_event_ids
+            args += [dedupe_token(e) for e in user.new_event_ids]
             await self._commit(
                 keys=[self.keys.user(user.user_id), self.keys.dedupe(user.user_id)], args=args, client=pipe
             )
-        results = await pipe.execute() if batch else []
-        return [int(r) for r in results]
+        results = [int(r) for r in (await pipe.execute() if batch else [])]
+        for user, result, fields in zip(batch, results, written, strict=True):
+            user.written = fields if result == COMMITTED else None
+        return results
+
+    def settle(self, user: UserState) -> None:
+        """Once every effect of a batch is out: caches the user as Redis now holds it."""
+        if self.cache_size <= 0:
+            return
+        if user.written is not None:
+            settle_committed(user, *user.written)
+            user.written = None
+        self.keep(user)
 
     async def read(self, user_id: str) -> UserState | None:
         fields = _decode_hash(await self.redis.hgetall(self.keys.user(user_id)))

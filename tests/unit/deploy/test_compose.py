@@ -77,11 +77,16 @@ def test_images(services: dict[str, dict[str, Any]]) -> None:
         assert services[name].get("build") == ".", name
 
 
-def test_redis_persists_with_aof(services: dict[str, dict[str, Any]]) -> None:
+def test_redis_loads_the_shared_config_with_aof(services: dict[str, dict[str, Any]]) -> None:
     command = services["redis"]["command"]
     words = command if isinstance(command, list) else command.split()
-    assert "--appendonly" in words
-    assert words[words.index("--appendonly") + 1] == "yes"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in services["redis"]["volumes"] if v.startswith("./")}
+    assert words[0] == "redis-server"
+    assert mounts[words[1]] == "./deploy/redis/redis.conf"
+    conf = dict(line.split(None, 1) for line in (ROOT / "deploy/redis/redis.conf").read_text().splitlines()
+                if line.strip() and not line.startswith("#"))
+    assert conf["appendonly"] == "yes"
+    assert int(conf["set-max-intset-entries"]) >= 512
 
 
 def test_stream_env_vars_are_settings_fields(services: dict[str, dict[str, Any]]) -> None:

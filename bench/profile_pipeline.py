@@ -1,0 +1,73 @@
+"""Throughput of the pipeline alone, optionally under py-spy: the loop used to make the hot path fast.
+
+    python -m bench.profile_pipeline [--users N] [--events N] [--py-spy out.svg|out.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+from redis.asyncio import Redis
+
+from bench.pipeline import LIVE_RULES, ROOT, bench_settings, drain_rate, env_for, start, stop
+from stream.generate import Workload, produce
+from stream.rules import parse_segment
+from stream.state.catalog import create_segment
+from stream.state.jobs import JobStore
+from stream.state.keys import Keys
+from stream.state.segments import SegmentStore
+from stream.topics import create_topics
+
+
+async def main(users: int, events: int, py_spy: str | None, batch: int) -> None:
+    kafka = os.environ.get("STREAM_TEST_KAFKA", "127.0.0.1:19092")
+    redis_url = os.environ.get("STREAM_TEST_REDIS_URL", "redis://127.0.0.1:16380/0")
+    settings = bench_settings(kafka, redis_url, 8)
+    await create_topics(settings)
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    keys = Keys(settings.key_prefix)
+    jobs = JobStore(redis, keys)
+    for i, rule in enumerate(LIVE_RULES):
+        await create_segment(SegmentStore(redis, keys), jobs,
+                             parse_segment({"name": f"bench {i}", "kind": "live", "rule": rule}), 8)
+    workload = Workload(seed=9, users=users, events=events, live_share=1.0)
+    cmd = [sys.executable, "-m", "stream.cli", "worker"]
+    if py_spy:
+        fmt = "raw" if py_spy.endswith(".txt") else "flamegraph"
+        cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-r", "200", "-f", fmt, "-o", py_spy, "--", *cmd]
+    mem_before = int((await redis.info("memory"))["used_memory"])
+    proc = start(cmd, env_for(settings, STREAM_BATCH_SIZE=str(batch)), ROOT / "var" / "bench" / "profile-worker.log")
+    try:
+        # Steady state only: the segments' creation backfills are over before any event.
+        deadline = time.monotonic() + 120
+        while await jobs.active():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the worker did not finish the segments' creation backfills")
+            await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        await produce(settings, workload, progress=False)
+        run = await drain_rate(settings, settings.app_id, [settings.topic_events, settings.topic_profiles], proc,
+                               limit_s=1800)
+        used = int((await redis.info("memory"))["used_memory"])
+        print(f"pipeline {run.rate:,.0f} msg/s over {run.messages:,} messages ({run.seconds:.1f} s; "
+              f"{time.perf_counter() - started:.1f} s from start); redis {(used - mem_before) / users:,.0f} B/user; "
+              f"prefix {settings.key_prefix}")
+    finally:
+        proc.send_signal(2) if py_spy else stop(proc)
+        if py_spy:
+            proc.wait(timeout=60)
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--py-spy")
+    parser.add_argument("--batch", type=int, default=1000)
+    a = parser.parse_args()
+    asyncio.run(main(a.users, a.events, a.py_spy, a.batch))
