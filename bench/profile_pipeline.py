@@ -9,7 +9,9 @@ import argparse
 import asyncio
 import os
 import sys
+import re
 import time
+import urllib.request
 
 from redis.asyncio import Redis
 
@@ -53,6 +55,9 @@ async def main(users: int, events: int, py_spy: str | None, batch: int) -> None:
         run = await drain_rate(settings, settings.app_id, [settings.topic_events, settings.topic_profiles], proc,
                                limit_s=1800)
         used = int((await redis.info("memory"))["used_memory"])
+        text = urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=5).read()
+        sums = dict(re.findall(r"^stream_batch_size_(sum|count) (\S+)$", text.decode(), re.M))
+        print(f"batches {float(sums['count']):,.0f}, mean size {float(sums['sum']) / float(sums['count']):,.1f}")
         print(f"pipeline {run.rate:,.0f} msg/s over {run.messages:,} messages ({run.seconds:.1f} s; "
               f"{time.perf_counter() - started:.1f} s from start); redis {(used - mem_before) / users:,.0f} B/user; "
               f"prefix {settings.key_prefix}")

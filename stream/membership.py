@@ -170,7 +170,7 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
             prune(cond, agg, now_ms)
             if len(agg.entries) != before:
                 user.dirty.add(AGG_PREFIX + sid)
-        member = evaluate(seg.rule, user.profile, reach, aggs, now_ms)
+        member = evaluate(seg.rule, user.profile, reach, aggs, now_ms, seg.conditions)
         if member != (sid in user.members):
             found.append(Transition(sid, ENTER if member else EXIT, now_ms, mask))
             (user.members.add if member else user.members.discard)(sid)
@@ -221,7 +221,7 @@ def next_due_ms(user: UserState, index: SegmentIndex, now_ms: int) -> int | None
         seg = index.segments.get(sid)
         if seg is None or seg.rule is None or not seg.windowed:
             continue
-        at = next_change_ms(seg.rule, aggregates_for(user, seg), now_ms)
+        at = next_change_ms(seg.rule, aggregates_for(user, seg), now_ms, seg.conditions)
         if at is not None and (due is None or at < due):
             due = at
     return due
@@ -242,7 +242,7 @@ def update_due(user: UserState, index: SegmentIndex, now_ms: int) -> int | None:
             seg = index.segments.get(sid)
             if seg is None or seg.rule is None or not seg.windowed:
                 continue
-            at = next_change_ms(seg.rule, aggs, now_ms)
+            at = next_change_ms(seg.rule, aggs, now_ms, seg.conditions)
             if at is not None and (due is None or at < due):
                 due = at
     if due != user.due_ms or not user.due_known:

@@ -33,16 +33,16 @@ class Segment:
     handover_ms: int
     hidden: bool = False
     conditions: tuple[EventCond, ...] = field(default=(), compare=False)
+    # Only windowed conditions move membership with time; others never need a timer.
+    windowed: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "windowed", any(c.within_days is not None for c in self.conditions))
 
     @property
     def counts_from_ms(self) -> int | None:
         """Live segments ignore history: only events stamped at or after creation count."""
         return self.created_at_ms if self.kind == LIVE else None
-
-    @property
-    def windowed(self) -> bool:
-        """Only windowed conditions move membership with time; others never need a timer."""
-        return any(c.within_days is not None for c in self.conditions)
 
     def counts(self, ts_ms: int) -> bool:
         since = self.counts_from_ms

@@ -48,8 +48,10 @@ def evaluate(
     reach: Mapping[str, bool],
     aggs: Sequence[Aggregate],
     now_ms: int,
+    conds: Sequence[EventCond] | None = None,
 ) -> bool:
-    _check(event_conditions(node), aggs)
+    """`conds`: the rule's `event_conditions`, if the caller keeps them (a segment does), to save the walk."""
+    _check(event_conditions(node) if conds is None else conds, aggs)
     return _Evaluator(profile, reach, aggs, now_ms).run(node)
 
 
@@ -80,14 +82,16 @@ class _Evaluator:
         return bool(self.reach.get(node.channel, False))
 
 
-def next_change_ms(node: Node, aggs: Sequence[Aggregate], now_ms: int) -> int | None:
+def next_change_ms(node: Node, aggs: Sequence[Aggregate], now_ms: int,
+                   conds: Sequence[EventCond] | None = None) -> int | None:
     """When a timer must look at this user again even if no event arrives.
 
     Reports window-content changes, not verdict changes: a change that does
     not flip membership costs one needless re-evaluation, while predicting
     flips would duplicate the evaluator for little gain.
     """
-    conds = event_conditions(node)
+    if conds is None:
+        conds = event_conditions(node)
     _check(conds, aggs)
     times = [t for c, a in zip(conds, aggs, strict=True) if (t := next_window_change(c, a, now_ms)) is not None]
     return min(times, default=None)

@@ -66,6 +66,7 @@ class Committer:
         self.samples = samples
         self.outputs = outputs
         self.zone = ZoneInfo(timezone)
+        self._days: dict[int, str] = {}
 
     async def run(self, lookups: Sequence[Lookup], partition_of: dict[str, int | None], work: Work,
                   index: SegmentIndex, now: int, only_existing: bool = False) -> CommitReport:
@@ -173,8 +174,15 @@ class Committer:
             await self.samples.apply(sample_changes)
 
     def day(self, at_ms: int) -> str:
-        """Trend days follow the configured zone's midnights."""
-        return datetime.fromtimestamp(at_ms / 1000, self.zone).date().isoformat()
+        """Trend days follow the configured zone's midnights; memoised per minute, since today's
+        offsets are whole minutes, so no minute straddles a midnight."""
+        minute = at_ms // 60_000
+        found = self._days.get(minute)
+        if found is None:
+            if len(self._days) > 4096:
+                self._days.clear()
+            found = self._days[minute] = datetime.fromtimestamp(at_ms / 1000, self.zone).date().isoformat()
+        return found
 
     @staticmethod
     def change_record(user_id: str, t: Transition) -> tuple[str, bytes]:
