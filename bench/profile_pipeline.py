@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import re
+import sys
 import time
 import urllib.request
 
@@ -55,7 +55,8 @@ async def main(users: int, events: int, py_spy: str | None, batch: int) -> None:
         run = await drain_rate(settings, settings.app_id, [settings.topic_events, settings.topic_profiles], proc,
                                limit_s=1800)
         used = int((await redis.info("memory"))["used_memory"])
-        text = urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=5).read()
+        url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
         sums = dict(re.findall(r"^stream_batch_size_(sum|count) (\S+)$", text.decode(), re.M))
         print(f"batches {float(sums['count']):,.0f}, mean size {float(sums['sum']) / float(sums['count']):,.1f}")
         print(f"pipeline {run.rate:,.0f} msg/s over {run.messages:,} messages ({run.seconds:.1f} s; "

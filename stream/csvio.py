@@ -65,6 +65,8 @@ def parse_fields(raw: str) -> list[Column]:
 
 def cell(value: Scalar | None) -> str:
     """Booleans as true/false (what the JSON API says), missing as empty."""
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -15,7 +15,7 @@ from stream.rules.aggregate import (
     sum_value,
     window_stats,
 )
-from stream.rules.channels import CHANNELS, IDENTITY_PROP, channel_mask, reachability
+from stream.rules.channels import CHANNELS, IDENTITY_PROP, channel_mask, reachability, reachable
 from stream.rules.evaluate import evaluate, event_conditions, event_holds, next_change_ms
 from stream.rules.model import (
     COMPARISON_OPS,
@@ -85,6 +85,7 @@ __all__ = [
     "parse_segment",
     "prune",
     "reachability",
+    "reachable",
     "rule_to_json",
     "sum_value",
     "window_ms",

@@ -26,12 +26,13 @@ def _has_identity(value: Scalar | None) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def reachability(profile: Mapping[str, Scalar], subscriptions: Mapping[str, bool]) -> dict[str, bool]:
+def reachable(channel: str, profile: Mapping[str, Scalar], subscriptions: Mapping[str, bool]) -> bool:
     """Only an explicit `False` opts out: users who never answered are subscribed."""
-    return {
-        channel: _has_identity(profile.get(IDENTITY_PROP[channel])) and subscriptions.get(channel) is not False
-        for channel in CHANNELS
-    }
+    return _has_identity(profile.get(IDENTITY_PROP[channel])) and subscriptions.get(channel) is not False
+
+
+def reachability(profile: Mapping[str, Scalar], subscriptions: Mapping[str, bool]) -> dict[str, bool]:
+    return {channel: reachable(channel, profile, subscriptions) for channel in CHANNELS}
 
 
 def channel_mask(reach: Mapping[str, bool]) -> int:
