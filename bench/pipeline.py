@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from redis.asyncio import Redis
 
+from bench import memory
 from stream.config import Settings
 from stream.generate import Workload, produce
 from stream.rules import parse_segment
@@ -231,6 +232,7 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
         result["pipeline"] = run.rate
         used = int((await redis.info("memory"))["used_memory"])
         result["redis_bytes_per_user"] = (used - mem_before) / workload.users
+        result["redis_by_family"] = await memory.by_family(redis, settings.key_prefix)
         result["ceiling"] = (await ceiling(settings, settings.topic_events)).rate
         # Latency at half the measured maximum: live events, produced at a steady rate.
         rate = max(50.0, run.rate / 2)

@@ -67,6 +67,8 @@ def table(r: dict[str, Any]) -> str:
          "target p99 <= 10 ms"),
         (f"5 exact recount, {rc['users']:,} users", f"{rc['recount_s']:.1f} s vs bare scan {rc['bare_scan_s']:.1f} s",
          f"{q['recount_over_bare_scan']:.2f}x the scan (target <= 3x)"),
+        ("  same keys, redis-py pipelined HGETALL", f"{rc['redis_py_scan_s']:.1f} s",
+         f"recount is {rc['recount_over_redis_py_scan']:.2f}x this conventional read"),
         (f"6 CSV export, {x['rows']:,.0f} rows", f"{x['rows_per_s']:,.0f} rows/s",
          f"API RSS {x['rss_start_mb']:.0f} -> {x['rss_peak_mb']:.0f} MB (target >= 100,000 rows/s, flat)"),
         ("7 Redis memory per user, 20 segments", f"{p['redis_bytes_per_user']:,.0f} B",
@@ -75,6 +77,12 @@ def table(r: dict[str, Any]) -> str:
     width = max(len(a) for a, _, _ in rows)
     out = [f"bench ({r['mode']})"]
     out += [f"  {a:<{width}}  {b:<32}  {c}" for a, b, c in rows]
+    users = r["sizes"]["users"]
+    families = p.get("redis_by_family", {})
+    if families:
+        out.append(f"  Redis memory by key family, bytes per user at {users:,} users "
+                   "(sk: samples and seg: sets are per segment; samples stop growing at 2K entries):")
+        out.append("    " + ", ".join(f"{name} {size / users:,.0f}" for name, size in list(families.items())[:10]))
     return "\n".join(out)
 
 

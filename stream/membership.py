@@ -7,7 +7,6 @@ recount, the live path and the tests share one definition of membership.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -18,7 +17,6 @@ from stream.rules import (
     aggregates_from_json,
     aggregates_to_json,
     channel_mask,
-    evaluate,
     event_matches,
     fold,
     new_aggregate,
@@ -26,6 +24,7 @@ from stream.rules import (
     prune,
     reachability,
 )
+from stream.rules.jsonio import dumps, loads
 from stream.segments import Segment, SegmentIndex
 
 # Outbox operations: what the segment-side keys must still be told.
@@ -86,19 +85,22 @@ def load_user(user_id: str, fields: dict[str, str]) -> UserState:
     if not fields:
         return user
     user.version = int(fields.get("v", "0"))
-    user.profile = json.loads(fields["p"]) if "p" in fields else {}
+    user.profile = loads(fields["p"]) if "p" in fields else {}
     user.profile_ts = int(fields.get("pt", "-1"))
-    user.subscriptions = json.loads(fields["s"]) if "s" in fields else {}
+    user.subscriptions = loads(fields["s"]) if "s" in fields else {}
     user.blacklisted = fields.get("b") == "1"
-    user.members = set(json.loads(fields["m"])) if "m" in fields else set()
-    user.stored_aggs = {k[len(AGG_PREFIX) :]: v for k, v in fields.items() if k.startswith(AGG_PREFIX)}
-    user.backfilled = {k[len(BACKFILL_PREFIX) :] for k in fields if k.startswith(BACKFILL_PREFIX)}
+    user.members = set(loads(fields["m"])) if "m" in fields else set()
+    for name, value in fields.items():
+        if name.startswith(AGG_PREFIX):
+            user.stored_aggs[name[len(AGG_PREFIX) :]] = value
+        elif name.startswith(BACKFILL_PREFIX):
+            user.backfilled.add(name[len(BACKFILL_PREFIX) :])
     user.timer_queued = "zq" in fields
     if "n" in fields:
         user.due_known = True
         user.due_ms = None if fields["n"] == "-" else int(fields["n"])
     if "o" in fields:
-        user.stale_outbox = [Transition.from_list(row) for row in json.loads(fields["o"])]
+        user.stale_outbox = [Transition.from_list(row) for row in loads(fields["o"])]
     return user
 
 
@@ -162,15 +164,15 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
     found: list[Transition] = []
     for sid in sorted(sids):
         seg = index.segments.get(sid)
-        if seg is None or seg.rule is None:
+        if seg is None or seg.decide is None:
             continue
         aggs = aggregates_for(user, seg)
-        for cond, agg in zip(seg.conditions, aggs, strict=True):
+        for cond, agg in zip(seg.conditions, aggs, strict=True):  # strict: also checks the shape for decide
             before = len(agg.entries)
             prune(cond, agg, now_ms)
             if len(agg.entries) != before:
                 user.dirty.add(AGG_PREFIX + sid)
-        member = evaluate(seg.rule, user.profile, reach, aggs, now_ms, seg.conditions)
+        member = seg.decide(user.profile, reach, aggs, now_ms)
         if member != (sid in user.members):
             found.append(Transition(sid, ENTER if member else EXIT, now_ms, mask))
             (user.members.add if member else user.members.discard)(sid)
@@ -287,11 +289,11 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
             else:
                 to_set[name] = aggregates_to_json(aggs)
         elif name == "p":
-            to_set["p"] = json.dumps(user.profile, separators=(",", ":"))
+            to_set["p"] = dumps(user.profile)
         elif name == "pt":
             to_set["pt"] = str(user.profile_ts)
         elif name == "s":
-            to_set["s"] = json.dumps(user.subscriptions, separators=(",", ":"))
+            to_set["s"] = dumps(user.subscriptions)
         elif name == "b":
             to_set["b"] = "1" if user.blacklisted else "0"
         elif name.startswith(BACKFILL_PREFIX):
@@ -302,13 +304,13 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
         elif name == "n":
             to_set["n"] = "-" if user.due_ms is None else str(user.due_ms)
         elif name == "m":
-            to_set["m"] = json.dumps(sorted(user.members), separators=(",", ":"))
+            to_set["m"] = dumps(sorted(user.members))
     if "n" in user.dirty:
         to_set["zq"] = "1"
     elif user.timer_queued:
         to_del.append("zq")
     if user.outbox:
-        to_set["o"] = json.dumps([t.to_list() for t in user.outbox], separators=(",", ":"))
+        to_set["o"] = dumps([t.to_list() for t in user.outbox])
     elif user.stale_outbox:
         to_del.append("o")
     return to_set, to_del

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.rules import EventCond, Node, event_conditions, parse_rule, rule_to_json
+from stream.rules import Compiled, EventCond, Node, compile_rule, event_conditions, parse_rule, rule_to_json
 
 LIVE, PAST_BEHAVIOR, CUSTOM_LIST = "live", "past_behavior", "custom_list"
 
@@ -35,9 +35,12 @@ class Segment:
     conditions: tuple[EventCond, ...] = field(default=(), compare=False)
     # Only windowed conditions move membership with time; others never need a timer.
     windowed: bool = field(init=False, compare=False, repr=False)
+    # The rule compiled once (None for a custom list): what the hot path evaluates.
+    decide: Compiled | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "windowed", any(c.within_days is not None for c in self.conditions))
+        object.__setattr__(self, "decide", compile_rule(self.rule) if self.rule is not None else None)
 
     @property
     def counts_from_ms(self) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
 from redis.asyncio import Redis
@@ -70,8 +70,9 @@ class Engine:
             inputs: dict[str, list[tuple[Message, Event | ProfileUpdate]]] = defaultdict(list)
             partition_of: dict[str, int] = {}
             dead: list[DeadLetter] = []
+            for topic, count in Counter(msg.topic for msg in messages).items():
+                metrics.EVENTS_CONSUMED.labels(topic).inc(count)
             for msg in messages:
-                metrics.EVENTS_CONSUMED.labels(msg.topic).inc()
                 try:
                     item: Event | ProfileUpdate = (
                         parse_event(msg.value, now, self.settings.max_future_seconds * 1000)
@@ -174,7 +175,10 @@ class Engine:
 
     async def run_users(self, user_ids: Sequence[str], partition: int, work: Work,
                         only_existing: bool = True) -> CommitReport:
-        """For jobs: applies `work` to users under the engine lock."""
+        """For jobs: applies `work` to users under the engine lock. Users are read from
+        Redis, not the worker's cache: a job may tally what it reads without committing,
+        and another process (the API's list upload) may have written them since."""
         async with self.lock:
             return await self.committer.run([Lookup(u) for u in user_ids], dict.fromkeys(user_ids, partition),
-                                            work, self.registry.index, self.now_ms(), only_existing=only_existing)
+                                            work, self.registry.index, self.now_ms(), only_existing=only_existing,
+                                            use_cache=False)

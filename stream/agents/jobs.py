@@ -18,12 +18,14 @@ from typing import Any
 from stream import metrics
 from stream.agents.backfill import read_partition
 from stream.agents.engine import Engine
+from stream.agents.recount import recount_partition
 from stream.config import Settings
 from stream.ingest import Invalid, parse_event
 from stream.membership import UserState, forget_segments, merge_backfill, reevaluate
 from stream.rules import CHANNELS, Aggregate, event_matches, fold, new_aggregate, reachability
 from stream.rules import channel_mask as mask_of
 from stream.segments import LIVE, Segment, SegmentIndex
+from stream.state.bulk import bulk_reader, read_fields
 from stream.state.jobs import BACKFILL, CLEANUP, Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -155,27 +157,12 @@ class JobRunner:
     # -- recount ----------------------------------------------------------------------------
 
     async def _recount(self, job: Job, seg: Segment, p: int) -> dict[str, Any]:
-        tally: dict[str, Any] = {"size": 0, "blacklisted": 0, "drift": 0, "users": 0,
-                                 "reachability": dict.fromkeys(CHANNELS, 0)}
-
-        def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
-            reevaluate(user, idx, {seg.id}, self.engine.now_ms())
-            return []
-
         total = await self._known_count(p)
-        async for chunk in self._users(p):
-            report = await self.engine.run_users(chunk, p, work)
-            tally["users"] += len(chunk)
-            tally["drift"] += sum(1 for _, _, t in report.transitions if t.segment_id == seg.id)
-            for user in report.applied:
-                if seg.id not in user.members:
-                    continue
-                tally["size"] += 1
-                tally["blacklisted"] += int(user.blacklisted)
-                for channel, ok in reachability(user.profile, user.subscriptions).items():
-                    tally["reachability"][channel] += int(ok)
-            await self.jobs.progress(job.id, p, min(1.0, tally["users"] / total), self.owner)
-        return tally
+
+        async def progress(users: int) -> None:
+            await self.jobs.progress(job.id, p, min(1.0, users / total), self.owner)
+
+        return await recount_partition(self.engine, seg, p, self._users(p), progress)
 
     # -- completion -------------------------------------------------------------------------
 
@@ -211,17 +198,16 @@ class JobRunner:
 
         async def members() -> AsyncIterator[tuple[str, int]]:
             cursor = 0
-            while True:
-                cursor, chunk = await redis.sscan(keys.members(sid), cursor, count=2000)
-                if chunk:
-                    pipe = redis.pipeline(transaction=False)
-                    ids = [str(uid) for uid in chunk]
-                    for uid in ids:
-                        pipe.hmget(keys.user(uid), "p", "s")
-                    for uid, (profile, subs) in zip(ids, await pipe.execute(), strict=True):
-                        yield uid, mask_of(reachability(_loads(profile), _loads(subs)))
-                if cursor == 0:
-                    return
+            async with bulk_reader(redis) as bulk:
+                while True:
+                    cursor, chunk = await redis.sscan(keys.members(sid), cursor, count=2000)
+                    if chunk:
+                        ids = [str(uid) for uid in chunk]
+                        rows = await read_fields(redis, bulk, [keys.user(uid) for uid in ids], ("p", "s"))
+                        for uid, (profile, subs) in zip(ids, rows, strict=True):
+                            yield uid, mask_of(reachability(_loads(profile), _loads(subs)))
+                    if cursor == 0:
+                        return
 
         await self.engine.samples.rebuild(sid, members())
 

@@ -16,7 +16,7 @@ from stream.rules.aggregate import (
     window_stats,
 )
 from stream.rules.channels import CHANNELS, IDENTITY_PROP, channel_mask, reachability, reachable
-from stream.rules.evaluate import evaluate, event_conditions, event_holds, next_change_ms
+from stream.rules.evaluate import Compiled, compile_rule, evaluate, event_conditions, event_holds, next_change_ms
 from stream.rules.model import (
     COMPARISON_OPS,
     KINDS,
@@ -58,6 +58,7 @@ __all__ = [
     "All",
     "AnyOf",
     "Comparison",
+    "Compiled",
     "EventCond",
     "Node",
     "Not",
@@ -72,6 +73,7 @@ __all__ = [
     "aggregates_to_json",
     "channel_mask",
     "compare",
+    "compile_rule",
     "describe",
     "evaluate",
     "event_conditions",

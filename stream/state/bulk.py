@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -110,3 +110,25 @@ class BulkReader:
         tail = b"".join(_bulk(f.encode()) for f in fields)
         self._write(b"".join(head + _bulk(k.encode()) + tail for k in keys))
         return len(keys)
+
+
+async def read_fields(redis: Redis, bulk: BulkReader, keys: Sequence[str],
+                      fields: Sequence[str]) -> list[list[str | None]]:
+    """HMGET per key through the open bulk reader, or redis-py where it is unsupported."""
+    if bulk.supported:
+        return await bulk.hmget(keys, fields)
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.hmget(key, list(fields))
+    return list(await pipe.execute())
+
+
+@contextlib.asynccontextmanager
+async def bulk_reader(redis: Redis) -> AsyncIterator[BulkReader]:
+    """An open BulkReader, or an unopened one (`supported` false) for `read_fields` to fall back."""
+    reader = BulkReader(redis)
+    if not reader.supported:
+        yield reader
+        return
+    async with reader:
+        yield reader

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from stream.outputs import Outputs
 from stream.segments import SegmentIndex
 from stream.state.keys import Keys
 from stream.state.sample import SampleStore
+from stream.state.scripts import lua_source
 from stream.state.segments import MemberChange, SegmentStore
 from stream.state.users import COMMITTED, DUPLICATE, Lookup, UserStore
 
@@ -67,16 +68,18 @@ class Committer:
         self.outputs = outputs
         self.zone = ZoneInfo(timezone)
         self._days: dict[int, str] = {}
+        self._identity = redis.register_script(lua_source("identity_update"))
 
     async def run(self, lookups: Sequence[Lookup], partition_of: dict[str, int | None], work: Work,
-                  index: SegmentIndex, now: int, only_existing: bool = False) -> CommitReport:
+                  index: SegmentIndex, now: int, only_existing: bool = False,
+                  use_cache: bool = True) -> CommitReport:
         pending = {lk.user_id: dataclasses.replace(lk, check_dedupe=False) for lk in lookups}
         applied: list[Applied] = []
         outcomes: list[tuple[str, str]] = []
         for _attempt in range(MAX_ATTEMPTS):
             if not pending:
                 break
-            users = await self.users.load(list(pending.values()))
+            users = await self.users.load(list(pending.values()), use_cache)
             batch: list[tuple[UserState, dict[str, str], list[tuple[str, str]]]] = []
             for user in users:
                 if only_existing and not user.exists:
@@ -99,11 +102,12 @@ class Committer:
                     pending.pop(user.user_id)
         if pending:
             raise RuntimeError(f"{len(pending)} users kept conflicting; the batch will be redelivered")
-        for topic, outcome in outcomes:
-            metrics.EVENTS_PROCESSED.labels(topic, outcome).inc()
+        for (topic, outcome), count in Counter(outcomes).items():
+            metrics.EVENTS_PROCESSED.labels(topic, outcome).inc(count)
         report = await self._publish(applied, index, now)
-        for a in applied:
-            self.users.settle(a.user)
+        if use_cache:  # a job sweeping every user would only push the hot ones out
+            for a in applied:
+                self.users.settle(a.user)
         return report
 
     async def _publish(self, applied: list[Applied], index: SegmentIndex, now: int) -> CommitReport:
@@ -123,14 +127,17 @@ class Committer:
                     origin[t.segment_id].append((is_fresh, uid, t))
         changed = await self.segments.apply_members(member_changes)
         recovered: list[tuple[str, Transition]] = []
+        counted: Counter[tuple[str, str]] = Counter()
         for sid, flags in changed.items():
             for (is_fresh, uid, t), flag in zip(origin[sid], flags, strict=True):
                 if flag:
-                    metrics.SEGMENT_TRANSITIONS.labels(sid, _change(t)).inc()
+                    counted[sid, _change(t)] += 1
                     if not is_fresh:
                         recovered.append((uid, t))
                 if is_fresh:
                     report.transitions.append((uid, _change(t), t))
+        for (sid, change), count in counted.items():
+            metrics.SEGMENT_TRANSITIONS.labels(sid, change).inc(count)
         if recovered:
             await self.outputs.send_changes([self.change_record(u, t) for u, t in recovered])
         await self._side_effects(applied, index, now, set(member_changes))
@@ -158,10 +165,12 @@ class Committer:
             after = identities(user)
             for prop, value in a.identities_before.items():
                 if after.get(prop) != value:
-                    pipe.srem(self.keys.identity(prop, value), user.user_id)
+                    await self._identity(keys=[self.keys.identity(prop, value)], args=["-", value, user.user_id],
+                                         client=pipe)
             for prop, value in after.items():
                 if a.identities_before.get(prop) != value:
-                    pipe.sadd(self.keys.identity(prop, value), user.user_id)
+                    await self._identity(keys=[self.keys.identity(prop, value)], args=["+", value, user.user_id],
+                                         client=pipe)
         for partition, uids in known.items():
             pipe.sadd(self.keys.known(partition), *uids)
         sizes = sorted(touched_segments)

@@ -6,7 +6,10 @@ Per-user keys carry the `{user_id}` hash tag and per-segment keys the
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+
+IDENTITY_BUCKETS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +29,11 @@ class Keys:
         return f"{self.prefix}due:{{p{partition}}}"
 
     def identity(self, kind: str, value: str) -> str:
-        """email/phone -> user ids, so list uploads resolve identities without a scan."""
-        return f"{self.prefix}id:{kind}:{{{value}}}"
+        """The bucket of the email/phone -> user ids index holding `value`, so list uploads
+        resolve identities without a scan. Values share 4,096 buckets per kind: a key per
+        value would cost ~200 bytes of key overhead per user."""
+        bucket = zlib.crc32(value.encode()) % IDENTITY_BUCKETS
+        return f"{self.prefix}id:{kind}:{{b{bucket}}}"
 
     @property
     def segments(self) -> str:

@@ -8,6 +8,7 @@ outbox) and the same compare-and-set against a worker touching that user.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -26,18 +27,18 @@ async def resolve(redis: Redis, keys: Keys, kind: str, values: Sequence[str]) ->
 
     A user_id names itself (the commit's own load then tells whether the user
     is known, so nothing is read twice); email and phone go through the
-    identity index the worker keeps, one pipelined SMEMBERS each, no scan.
+    identity index the worker keeps, one pipelined HGET each, no scan.
     """
     if kind == "user_id":
         return [[v] if v else [] for v in values]
     asked = [i for i, v in enumerate(values) if v]
     pipe = redis.pipeline(transaction=False)
     for i in asked:
-        pipe.smembers(keys.identity(kind, values[i]))
+        pipe.hget(keys.identity(kind, values[i]), values[i])
     replies = await pipe.execute() if asked else []
     out: list[list[str]] = [[] for _ in values]
     for i, reply in zip(asked, replies, strict=True):
-        out[i] = sorted(str(u) for u in reply)
+        out[i] = sorted(str(u) for u in json.loads(reply)) if reply else []
     return out
 
 

@@ -61,13 +61,16 @@ class UserStore:
         self._cache: dict[str, UserState] = {}  # insertion order = least recently committed first
         self._commit = redis.register_script(lua_source("user_commit"))
 
-    async def load(self, lookups: Sequence[Lookup]) -> list[UserState]:
-        """Users plus which of the given event ids they already applied."""
+    async def load(self, lookups: Sequence[Lookup], use_cache: bool = True) -> list[UserState]:
+        """Users plus which of the given event ids they already applied.
+
+        `use_cache=False` for readers that may not commit (a recount's tally): only a
+        commit checks the version, so what they read must come from Redis."""
         pipe = self.redis.pipeline(transaction=False)
         cached: dict[str, UserState] = {}
         for lk in lookups:
             user = self._cache.pop(lk.user_id, None)
-            if user is not None and not lk.check_dedupe:
+            if user is not None and use_cache and not lk.check_dedupe:
                 cached[lk.user_id] = user
                 continue
             pipe.hgetall(self.keys.user(lk.user_id))

@@ -24,7 +24,7 @@ from stream.api.models import errors
 from stream.api.snapshot import MemberSnapshot
 from stream.csvio import Column, CsvError, parse_fields, render, row
 from stream.rules import reachable
-from stream.state.bulk import BulkReader
+from stream.state.bulk import BulkReader, bulk_reader, read_fields
 
 router = APIRouter(tags=["export"])
 # Documented only: the route checks names itself, to answer 400 naming the bad one.
@@ -53,10 +53,7 @@ async def _with_fields(svc: Services, bulk: BulkReader,
     so Redis and the API work side by side."""
     if not bulk.supported:
         async for ids in windows:
-            pipe = svc.redis.pipeline(transaction=False)
-            for uid in ids:
-                pipe.hmget(svc.keys.user(uid), list(USER_FIELDS))
-            yield ids, await pipe.execute()
+            yield ids, await read_fields(svc.redis, bulk, [svc.keys.user(uid) for uid in ids], USER_FIELDS)
         return
     queued: tuple[list[str], int] | None = None
     async for ids in windows:
@@ -73,28 +70,24 @@ async def export_csv(svc: Services, sid: str, columns: Sequence[Column]) -> Asyn
     need_profile = any(c.kind != "user_id" for c in columns)
     channels = [c.key for c in columns if c.kind == "reach"]
     snapshot = MemberSnapshot(svc.redis, svc.keys, sid)
-    bulk = BulkReader(svc.redis)
     try:
         yield render([[c.name for c in columns]])
         await snapshot.take()
-        if bulk.supported:
-            await bulk.__aenter__()
-        async for ids, values in _with_fields(svc, bulk, snapshot.windows()):
-            rows: list[list[str]] = []
-            for uid, (blacklisted, p, s) in zip(ids, values, strict=True):
-                if blacklisted == "1":
-                    continue
-                profile = _loads(p) if need_profile else {}
-                subs = _loads(s) if channels else {}
-                reach = {channel: reachable(channel, profile, subs) for channel in channels}
-                rows.append(row(uid, profile, reach, columns))
-            if rows:
-                metrics.EXPORT_ROWS.inc(len(rows))
-                yield render(rows)
+        async with bulk_reader(svc.redis) as bulk:
+            async for ids, values in _with_fields(svc, bulk, snapshot.windows()):
+                rows: list[list[str]] = []
+                for uid, (blacklisted, p, s) in zip(ids, values, strict=True):
+                    if blacklisted == "1":
+                        continue
+                    profile = _loads(p) if need_profile else {}
+                    subs = _loads(s) if channels else {}
+                    reach = {channel: reachable(channel, profile, subs) for channel in channels}
+                    rows.append(row(uid, profile, reach, columns))
+                if rows:
+                    metrics.EXPORT_ROWS.inc(len(rows))
+                    yield render(rows)
     finally:
         metrics.EXPORT_DURATION.observe(time.perf_counter() - started)
-        if bulk.supported:
-            await bulk.__aexit__(None, None, None)
         await snapshot.drop()
 
 
