@@ -15,7 +15,7 @@ import urllib.request
 
 from redis.asyncio import Redis
 
-from bench.pipeline import LIVE_RULES, ROOT, bench_settings, drain_rate, env_for, start, stop
+from bench.pipeline import LIVE_RULES, ROOT, _free_port, bench_settings, drain_rate, env_for, start, stop
 from stream.generate import Workload, produce
 from stream.rules import parse_segment
 from stream.state.catalog import create_segment
@@ -25,7 +25,7 @@ from stream.state.segments import SegmentStore
 from stream.topics import create_topics
 
 
-async def main(users: int, events: int, py_spy: str | None, batch: int) -> None:
+async def main(users: int, events: int, py_spy: str | None, batch: int, workers: int) -> None:
     kafka = os.environ.get("STREAM_TEST_KAFKA", "127.0.0.1:19092")
     redis_url = os.environ.get("STREAM_TEST_REDIS_URL", "redis://127.0.0.1:16380/0")
     settings = bench_settings(kafka, redis_url, 8)
@@ -43,6 +43,11 @@ async def main(users: int, events: int, py_spy: str | None, batch: int) -> None:
         cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-r", "200", "-f", fmt, "-o", py_spy, "--", *cmd]
     mem_before = int((await redis.info("memory"))["used_memory"])
     proc = start(cmd, env_for(settings, STREAM_BATCH_SIZE=str(batch)), ROOT / "var" / "bench" / "profile-worker.log")
+    # Extra workers join the same group on their own web ports (scale-out, as in production).
+    extra = [start([sys.executable, "-m", "stream.cli", "worker"],
+                   env_for(settings.model_copy(update={"worker_web_port": _free_port()}),
+                           STREAM_BATCH_SIZE=str(batch)), ROOT / "var" / "bench" / f"profile-worker-{n}.log")
+             for n in range(1, workers)]
     try:
         # Steady state only: the segments' creation backfills are over before any event.
         deadline = time.monotonic() + 120
@@ -63,6 +68,8 @@ async def main(users: int, events: int, py_spy: str | None, batch: int) -> None:
               f"{time.perf_counter() - started:.1f} s from start); redis {(used - mem_before) / users:,.0f} B/user; "
               f"prefix {settings.key_prefix}")
     finally:
+        for other in extra:
+            stop(other)
         proc.send_signal(2) if py_spy else stop(proc)
         if py_spy:
             proc.wait(timeout=60)
@@ -75,5 +82,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--py-spy")
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1)
     a = parser.parse_args()
-    asyncio.run(main(a.users, a.events, a.py_spy, a.batch))
+    asyncio.run(main(a.users, a.events, a.py_spy, a.batch, a.workers))

@@ -63,10 +63,10 @@ class BulkReader:
             with contextlib.suppress(ConnectionError):
                 await self._writer.wait_closed()
 
-    async def call(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+    async def call(self, commands: Sequence[Sequence[bytes]], raise_errors: bool = True) -> list[Any]:
         """Sends every command at once and returns the replies in order (text decoded as UTF-8)."""
-        return await self._send(b"".join(b"*%d\r\n%s" % (len(c), b"".join(map(_bulk, c))) for c in commands),
-                                len(commands))
+        self._write(b"".join(b"*%d\r\n%s" % (len(c), b"".join(map(_bulk, c))) for c in commands))
+        return await self.receive(len(commands), raise_errors)
 
     async def _send(self, payload: bytes, expected: int) -> list[Any]:
         self._write(payload)
@@ -77,8 +77,9 @@ class BulkReader:
             raise RuntimeError("use `async with BulkReader(...)`")
         self._writer.write(payload)
 
-    async def receive(self, expected: int) -> list[Any]:
-        """The replies to the next `expected` commands sent (see `send_hmget`)."""
+    async def receive(self, expected: int, raise_errors: bool = True) -> list[Any]:
+        """The replies to the next `expected` commands sent (see `send_hmget`); with
+        `raise_errors` false, error replies come back as `hiredis.ReplyError` values."""
         if self._reader is None or self._writer is None:
             raise RuntimeError("use `async with BulkReader(...)`")
         await self._writer.drain()
@@ -94,7 +95,7 @@ class BulkReader:
                 continue
             replies.append(reply)
         # Every reply is read first, so the connection stays in step for the next call.
-        for reply in replies:
+        for reply in replies if raise_errors else ():
             if isinstance(reply, hiredis.ReplyError):
                 raise ResponseError(str(reply))
         return replies

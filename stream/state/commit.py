@@ -147,6 +147,8 @@ class Committer:
                             touched_segments: set[str]) -> None:
         sample_changes: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
         known: dict[int, list[str]] = defaultdict(list)
+        due: dict[int, dict[str, int]] = defaultdict(dict)
+        undue: dict[int, list[str]] = defaultdict(list)
         pipe = self.redis.pipeline(transaction=False)
         for a in applied:
             user = a.user
@@ -157,11 +159,10 @@ class Committer:
                 known[a.partition].append(user.user_id)
             # Only a changed due (or one a crash may have lost) needs the timer set touched.
             if a.partition is not None and a.committed and ("n" in user.dirty or user.timer_queued):
-                due = user.due_ms
-                if due is None:
-                    pipe.zrem(self.keys.due(a.partition), user.user_id)
+                if user.due_ms is None:
+                    undue[a.partition].append(user.user_id)
                 else:
-                    pipe.zadd(self.keys.due(a.partition), {user.user_id: due})
+                    due[a.partition][user.user_id] = user.due_ms
             after = identities(user)
             for prop, value in a.identities_before.items():
                 if after.get(prop) != value:
@@ -173,6 +174,11 @@ class Committer:
                                          client=pipe)
         for partition, uids in known.items():
             pipe.sadd(self.keys.known(partition), *uids)
+        # One command per partition, not per user.
+        for partition, scores in due.items():
+            pipe.zadd(self.keys.due(partition), scores)
+        for partition, uids in undue.items():
+            pipe.zrem(self.keys.due(partition), *uids)
         sizes = sorted(touched_segments)
         for sid in sizes:
             pipe.scard(self.keys.members(sid))

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from stream.membership import UserState, changed_fields, load_user, settle_committed
 from stream.state.keys import Keys
+from stream.state.raw_scripts import RawScript
 from stream.state.scripts import lua_source
 
 
@@ -60,6 +61,7 @@ class UserStore:
         self.cache_size = cache_size
         self._cache: dict[str, UserState] = {}  # insertion order = least recently committed first
         self._commit = redis.register_script(lua_source("user_commit"))
+        self._raw_commit = RawScript(redis, lua_source("user_commit"))
 
     async def load(self, lookups: Sequence[Lookup], use_cache: bool = True) -> list[UserState]:
         """Users plus which of the given event ids they already applied.
@@ -106,9 +108,9 @@ class UserStore:
         """One CAS script per user in one pipeline: COMMITTED, CONFLICT or DUPLICATE each.
 
         A committed user records what was written, for `settle`."""
-        pipe = self.redis.pipeline(transaction=False)
         batch = list(users)
         written: list[tuple[dict[str, str], list[str]]] = []
+        calls: list[tuple[list[str], list[str | int]]] = []
         for user in batch:
             to_set, to_del = changed_fields(user)
             written.append((to_set, to_del))
@@ -118,10 +120,15 @@ class UserStore:
             args.append(len(to_del))
             args += to_del
             args += [dedupe_token(e) for e in user.new_event_ids]
-            await self._commit(
-                keys=[self.keys.user(user.user_id), self.keys.dedupe(user.user_id)], args=args, client=pipe
-            )
-        results = [int(r) for r in (await pipe.execute() if batch else [])]
+            calls.append(([self.keys.user(user.user_id), self.keys.dedupe(user.user_id)], args))
+        if self._raw_commit.supported:
+            replies = await self._raw_commit.run_many(calls)
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args in calls:
+                await self._commit(keys=keys, args=args, client=pipe)
+            replies = await pipe.execute() if calls else []
+        results = [int(r) for r in replies]
         for user, result, fields in zip(batch, results, written, strict=True):
             user.written = fields if result == COMMITTED else None
         return results

@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from stream.state.bulk import BulkReader
+from stream.state.raw_scripts import RawScript
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +52,20 @@ def test_tls_and_unix_sockets_fall_back_to_redis_py() -> None:
     assert not BulkReader(aioredis.Redis.from_url("rediss://127.0.0.1:6390/0")).supported
     assert not BulkReader(aioredis.Redis.from_url("unix:///tmp/redis.sock")).supported
     assert BulkReader(aioredis.Redis.from_url("redis://127.0.0.1:6390/0")).supported
+
+
+async def test_raw_script_loads_itself_after_a_script_flush_and_raises_script_errors(
+        private_redis: aioredis.Redis) -> None:
+    script = RawScript(private_redis, "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    try:
+        await private_redis.script_flush()
+        assert await script.run_many([(["raw:{a}"], [2]), (["raw:{b}"], [5]), (["raw:{a}"], [1])]) == [2, 5, 3]
+        await private_redis.script_flush()
+        assert await script.run_many([(["raw:{a}"], [10])]) == [13]
+        await private_redis.set("raw:{s}", "not a number")
+        with pytest.raises(ResponseError, match="not an integer"):
+            await script.run_many([(["raw:{a}"], [1]), (["raw:{s}"], [1])])
+        # The failed batch dropped the connection; the next one reconnects and the first call had applied.
+        assert await script.run_many([(["raw:{a}"], [0])]) == [14]
+    finally:
+        await script.close()
