@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -203,6 +204,20 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
     return edges[-1]
 
 
+async def both_hold_partitions(redis: Redis, keys: Keys, partitions: int, proc: subprocess.Popen[bytes],
+                                limit_s: float = 120) -> None:
+    """Waits until two workers' heartbeats split every partition between them (the rebalance is over)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the second worker exited with {proc.returncode}")
+        held = [json.loads(v) for v in await redis.mget(await redis.keys(keys.heartbeat("*"))) if v]
+        if len(held) == 2 and all(held) and sorted(p for h in held for p in h) == list(range(partitions)):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError("two workers did not share the partitions")
+
+
 async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, partitions: int,
                                latency_seconds: float) -> dict[str, Any]:
     settings = bench_settings(kafka, redis_url, partitions)
@@ -245,6 +260,24 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
         result["latency_rate"] = rate
         result["latency_p50"] = quantile(before, after, 0.50)
         result["latency_p99"] = quantile(before, after, 0.99)
+        # Known users only: the first pass paid every user's first touch (all 20 rules evaluated).
+        again = Workload(seed=workload.seed + 2, users=workload.users, events=workload.events // 2, live_share=1.0)
+        producing = asyncio.create_task(produce(settings, again, progress=False, profiles=False))
+        result["pipeline_known_users"] = (await drain_rate(settings, settings.app_id, [settings.topic_events], proc,
+                                                           limit_s=1800, wait_for=producing)).rate
+        # Scale-out on this machine: a second worker joins the group (the machine has 2 cores).
+        second = start([sys.executable, "-m", "stream.cli", "worker"],
+                       env_for(settings.model_copy(update={"worker_web_port": _free_port()})),
+                       log_dir / "pipeline-worker-2.log")
+        try:
+            await both_hold_partitions(redis, keys, settings.partitions, second)
+            more = Workload(seed=workload.seed + 3, users=workload.users, events=workload.events // 2,
+                            live_share=1.0)
+            producing = asyncio.create_task(produce(settings, more, progress=False, profiles=False))
+            result["pipeline_two_workers"] = (await drain_rate(
+                settings, settings.app_id, [settings.topic_events], proc, limit_s=1800, wait_for=producing)).rate
+        finally:
+            stop(second)
     finally:
         stop(proc)
         await redis.aclose()

@@ -25,6 +25,9 @@ def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) 
     pipe = result["pipeline"]
     assert pipe["ceiling"] > pipe["pipeline"] > 0
     assert pipe["baseline"] > 0
+    assert pipe["pipeline_known_users"] > 0 and pipe["pipeline_two_workers"] > 0
+    assert pipe["redis_by_family"]["u:{}"] > 0, "per-user hashes are the biggest per-user family"
+    assert result["recount"]["redis_py_scan_s"] > 0
     assert 0 < pipe["latency_p50"] <= pipe["latency_p99"]
     assert result["recount"]["recount_s"] > 0
     assert result["export"]["rows"] > 0
