@@ -69,3 +69,14 @@ async def test_raw_script_loads_itself_after_a_script_flush_and_raises_script_er
         assert await script.run_many([(["raw:{a}"], [0])]) == [14]
     finally:
         await script.close()
+
+
+async def test_raw_script_survives_a_dropped_connection(private_redis: aioredis.Redis) -> None:
+    script = RawScript(private_redis, "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    try:
+        assert await script.run_many([(["raw2:{a}"], [1])]) == [1]
+        killed = await private_redis.client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1
+        assert await script.run_many([(["raw2:{a}"], [1])]) == [2]
+    finally:
+        await script.close()
