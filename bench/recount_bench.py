@@ -116,6 +116,7 @@ async def run(redis_url: str, users: int, partitions: int = 8) -> dict[str, Any]
         keys = [k async for k in redis.scan_iter(match=settings.key_prefix + "*", count=5000)]
         for i in range(0, len(keys), 5000):
             await redis.delete(*keys[i : i + 5000])
+        await engine.close()
         await redis.aclose()
 
 

@@ -73,6 +73,7 @@ class UserState:
     dirty: set[str] = field(default_factory=set)
     outbox: list[Transition] = field(default_factory=list)
     written: tuple[dict[str, str], list[str]] | None = None  # set by a successful commit, until settled
+    stored: dict[str, str] | None = None  # the hash this state was loaded from (kept by a caching store)
 
     @property
     def mask(self) -> int:
@@ -253,27 +254,12 @@ def update_due(user: UserState, index: SegmentIndex, now_ms: int) -> int | None:
     return due
 
 
-def settle_committed(user: UserState, written: dict[str, str], deleted: list[str]) -> None:
-    """Turns a user just committed with `changed_fields`' output into exactly what
-    `load_user` would read back, so a worker may keep it in memory (decoded
-    aggregates included) instead of reading and decoding the hash again."""
-    user.version += 1
-    user.exists = True
-    for name, value in written.items():
-        if name.startswith(AGG_PREFIX):
-            user.stored_aggs[name[len(AGG_PREFIX) :]] = value
+def apply_commit(stored: dict[str, str], written: dict[str, str], deleted: list[str]) -> None:
+    """What lua/user_commit.lua does to the hash, done to a copy a worker keeps."""
+    stored.update(written)
     for name in deleted:
-        if name.startswith(AGG_PREFIX):
-            user.stored_aggs.pop(name[len(AGG_PREFIX) :], None)
-            user.aggs.pop(name[len(AGG_PREFIX) :], None)
-    user.timer_queued = "zq" in written
-    if "n" in user.dirty:
-        user.due_known = True
-    # "o" stays in the hash until the next commit clears it, and is replayed then.
-    user.stale_outbox, user.outbox = user.outbox, []
-    user.dirty = set()
-    user.seen_event_ids = set()
-    user.new_event_ids = []
+        stored.pop(name, None)
+    stored["v"] = str(int(stored.get("v", "0")) + 1)
 
 
 def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:

@@ -55,6 +55,9 @@ class EngineHarness:
         clock, outputs = ManualClock(), MemoryOutputs()
         return cls(Engine(redis, settings, outputs, clock=clock), clock, outputs)
 
+    async def close(self) -> None:
+        await self.engine.close()
+
     def message(self, topic: str, body: dict[str, Any], partition: int = 0) -> Message:
         offset = self.offsets.get((topic, partition), 0)
         self.offsets[(topic, partition)] = offset + 1

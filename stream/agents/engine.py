@@ -56,6 +56,9 @@ class Engine:
                                    settings.timezone)
         self.lock = asyncio.Lock()
 
+    async def close(self) -> None:
+        await self.users.close()
+
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 

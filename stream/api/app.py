@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.services.outputs.close()
+            await app.state.services.users.close()
             await redis.aclose()
 
     app = FastAPI(title="Live segments", version=__version__, lifespan=lifespan)

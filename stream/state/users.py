@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from stream.membership import UserState, changed_fields, load_user, settle_committed
+from stream.membership import UserState, apply_commit, changed_fields, load_user
 from stream.state.keys import Keys
 from stream.state.raw_scripts import RawScript
 from stream.state.scripts import lua_source
@@ -43,15 +43,18 @@ def dedupe_token(event_id: str) -> str:
 
 
 class UserStore:
-    """Loads and commits users; with `cache_size` > 0 it also keeps the users it
-    committed, decoded, so a worker's next touch of a user costs no read.
+    """Loads and commits users; with `cache_size` > 0 it also keeps the hash of each
+    user it committed, so a worker's next touch of a user costs no read.
 
-    The cache needs no invalidation to be safe: a cached user carries the
-    version it was committed at, so if anyone else wrote the user since (a
-    zombie, the API's list upload, the partition's new owner) the commit
-    script answers CONFLICT and the user is read again. A user is taken out of
-    the cache while work runs on it and put back only once committed, so a
-    failed batch can never leave a half-applied user behind.
+    The cache holds exactly what Redis holds: the hash as read, with each
+    committed write applied as the script applied it (`apply_commit`). Plain
+    dicts of strings, which Python's cyclic GC does not track: a cache of
+    decoded users made every full collection walk millions of objects. No
+    invalidation is needed for safety: a cached hash carries its version, so if
+    anyone else wrote the user since (a zombie, the API's list upload, the
+    partition's new owner) the commit answers CONFLICT and the user is read
+    again. A hash leaves the cache while work runs on its user and returns
+    only once that user's batch is out.
     """
 
     def __init__(self, redis: Redis, keys: Keys, dedupe_ttl_seconds: int, cache_size: int = 0) -> None:
@@ -59,7 +62,7 @@ class UserStore:
         self.keys = keys
         self.dedupe_ttl = dedupe_ttl_seconds
         self.cache_size = cache_size
-        self._cache: dict[str, UserState] = {}  # insertion order = least recently committed first
+        self._cache: dict[str, dict[str, str]] = {}  # insertion order = least recently used first
         self._commit = redis.register_script(lua_source("user_commit"))
         self._raw_commit = RawScript(redis, lua_source("user_commit"))
 
@@ -69,11 +72,11 @@ class UserStore:
         `use_cache=False` for readers that may not commit (a recount's tally): only a
         commit checks the version, so what they read must come from Redis."""
         pipe = self.redis.pipeline(transaction=False)
-        cached: dict[str, UserState] = {}
+        cached: dict[str, dict[str, str]] = {}
         for lk in lookups:
-            user = self._cache.pop(lk.user_id, None)
-            if user is not None and use_cache and not lk.check_dedupe:
-                cached[lk.user_id] = user
+            fields = self._cache.pop(lk.user_id, None)
+            if fields is not None and use_cache and not lk.check_dedupe:
+                cached[lk.user_id] = fields
                 continue
             pipe.hgetall(self.keys.user(lk.user_id))
             if lk.event_ids and lk.check_dedupe:
@@ -81,28 +84,30 @@ class UserStore:
         replies = iter(await pipe.execute() if len(pipe) else [])
         users: list[UserState] = []
         for lk in lookups:
-            if lk.user_id in cached:
-                users.append(cached[lk.user_id])
-                continue
-            user = load_user(lk.user_id, _decode_hash(next(replies)))
-            if lk.event_ids and lk.check_dedupe:
+            fields = cached.get(lk.user_id)
+            if fields is None:
+                fields = _decode_hash(next(replies))
+            user = load_user(lk.user_id, fields)
+            if self.cache_size > 0:
+                user.stored = fields
+            if lk.user_id not in cached and lk.event_ids and lk.check_dedupe:
                 flags = next(replies)
                 user.seen_event_ids = {eid for eid, seen in zip(lk.event_ids, flags, strict=True) if seen}
             users.append(user)
         return users
 
-    def keep(self, user: UserState) -> None:
-        """Caches a user whose state equals what Redis holds (committed, or untouched)."""
-        if self.cache_size <= 0 or not user.exists:
+    def settle(self, user: UserState) -> None:
+        """Once every effect of a batch is out: caches the user's hash as Redis now holds it."""
+        stored, written = user.stored, user.written
+        user.stored = user.written = None
+        if self.cache_size <= 0 or stored is None or not (stored or written):
             return
-        user.seen_event_ids, user.new_event_ids = set(), []
+        if written is not None:
+            apply_commit(stored, *written)
         self._cache.pop(user.user_id, None)
-        self._cache[user.user_id] = user
+        self._cache[user.user_id] = stored
         while len(self._cache) > self.cache_size:
             del self._cache[next(iter(self._cache))]
-
-    def forget_cached(self) -> None:
-        self._cache.clear()
 
     async def commit(self, users: Iterable[UserState]) -> list[int]:
         """One CAS script per user in one pipeline: COMMITTED, CONFLICT or DUPLICATE each.
@@ -133,14 +138,9 @@ class UserStore:
             user.written = fields if result == COMMITTED else None
         return results
 
-    def settle(self, user: UserState) -> None:
-        """Once every effect of a batch is out: caches the user as Redis now holds it."""
-        if self.cache_size <= 0:
-            return
-        if user.written is not None:
-            settle_committed(user, *user.written)
-            user.written = None
-        self.keep(user)
+    async def close(self) -> None:
+        """Closes the raw commit connection (opened on first commit)."""
+        await self._raw_commit.close()
 
     async def read(self, user_id: str) -> UserState | None:
         fields = _decode_hash(await self.redis.hgetall(self.keys.user(user_id)))
