@@ -204,6 +204,21 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
     return edges[-1]
 
 
+async def create_live_segments(redis: Redis, keys: Keys, jobs: JobStore, partitions: int) -> None:
+    for i, rule in enumerate(LIVE_RULES):
+        await create_segment(SegmentStore(redis, keys), jobs,
+                             parse_segment({"name": f"bench {i}", "kind": "live", "rule": rule}), partitions)
+
+
+async def backfills_done(jobs: JobStore, proc: subprocess.Popen[bytes], limit_s: float = 120) -> None:
+    """Segments exist and their creation backfills are over: what follows is steady state."""
+    deadline = time.monotonic() + limit_s
+    while await jobs.active():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("the worker did not finish the segments' creation backfills")
+        await asyncio.sleep(0.2)
+
+
 async def both_hold_partitions(redis: Redis, keys: Keys, partitions: int, proc: subprocess.Popen[bytes],
                                 limit_s: float = 120) -> None:
     """Waits until two workers' heartbeats split every partition between them (the rebalance is over)."""
@@ -225,19 +240,12 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     jobs = JobStore(redis, keys)
-    for i, rule in enumerate(LIVE_RULES):
-        await create_segment(SegmentStore(redis, keys), jobs,
-                             parse_segment({"name": f"bench {i}", "kind": "live", "rule": rule}), partitions)
+    await create_live_segments(redis, keys, jobs, partitions)
     result: dict[str, Any] = {}
     log_dir = ROOT / "var" / "bench"
     proc = start([sys.executable, "-m", "stream.cli", "worker"], env_for(settings), log_dir / "pipeline-worker.log")
     try:
-        # Segments exist and their creation backfills are over: what follows is steady state.
-        deadline = time.monotonic() + 120
-        while await jobs.active():
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the worker did not finish the segments' creation backfills")
-            await asyncio.sleep(0.2)
+        await backfills_done(jobs, proc)
         mem_before = int((await redis.info("memory"))["used_memory"])
         live = Workload(seed=workload.seed, users=workload.users, events=workload.events, live_share=1.0)
         producing = asyncio.create_task(produce(settings, live, progress=False))

@@ -15,13 +15,20 @@ import urllib.request
 
 from redis.asyncio import Redis
 
-from bench.pipeline import LIVE_RULES, ROOT, _free_port, bench_settings, drain_rate, env_for, start, stop
+from bench.pipeline import (
+    ROOT,
+    _free_port,
+    backfills_done,
+    bench_settings,
+    create_live_segments,
+    drain_rate,
+    env_for,
+    start,
+    stop,
+)
 from stream.generate import Workload, produce
-from stream.rules import parse_segment
-from stream.state.catalog import create_segment
 from stream.state.jobs import JobStore
 from stream.state.keys import Keys
-from stream.state.segments import SegmentStore
 from stream.topics import create_topics
 
 
@@ -33,9 +40,7 @@ async def main(users: int, events: int, py_spy: str | None, batch: int, workers:
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     jobs = JobStore(redis, keys)
-    for i, rule in enumerate(LIVE_RULES):
-        await create_segment(SegmentStore(redis, keys), jobs,
-                             parse_segment({"name": f"bench {i}", "kind": "live", "rule": rule}), 8)
+    await create_live_segments(redis, keys, jobs, 8)
     workload = Workload(seed=9, users=users, events=events, live_share=1.0)
     cmd = [sys.executable, "-m", "stream.cli", "worker"]
     if py_spy:
@@ -49,12 +54,7 @@ async def main(users: int, events: int, py_spy: str | None, batch: int, workers:
                            STREAM_BATCH_SIZE=str(batch)), ROOT / "var" / "bench" / f"profile-worker-{n}.log")
              for n in range(1, workers)]
     try:
-        # Steady state only: the segments' creation backfills are over before any event.
-        deadline = time.monotonic() + 120
-        while await jobs.active():
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the worker did not finish the segments' creation backfills")
-            await asyncio.sleep(0.2)
+        await backfills_done(jobs, proc)
         started = time.perf_counter()
         await produce(settings, workload, progress=False)
         run = await drain_rate(settings, settings.app_id, [settings.topic_events, settings.topic_profiles], proc,

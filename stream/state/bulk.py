@@ -68,10 +68,6 @@ class BulkReader:
         self._write(b"".join(b"*%d\r\n%s" % (len(c), b"".join(map(_bulk, c))) for c in commands))
         return await self.receive(len(commands), raise_errors)
 
-    async def _send(self, payload: bytes, expected: int) -> list[Any]:
-        self._write(payload)
-        return await self.receive(expected)
-
     def _write(self, payload: bytes) -> None:
         if self._writer is None:
             raise RuntimeError("use `async with BulkReader(...)`")
