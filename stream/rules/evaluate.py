@@ -48,10 +48,8 @@ def evaluate(
     reach: Mapping[str, bool],
     aggs: Sequence[Aggregate],
     now_ms: int,
-    conds: Sequence[EventCond] | None = None,
 ) -> bool:
-    """`conds`: the rule's `event_conditions`, if the caller keeps them (a segment does), to save the walk."""
-    _check(event_conditions(node) if conds is None else conds, aggs)
+    _check(event_conditions(node), aggs)
     return _Evaluator(profile, reach, aggs, now_ms).run(node)
 
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
@@ -24,6 +23,7 @@ from stream.api.models import errors
 from stream.api.snapshot import MemberSnapshot
 from stream.csvio import Column, CsvError, parse_fields, render, row
 from stream.rules import reachable
+from stream.rules.jsonio import loads
 from stream.state.bulk import BulkReader, bulk_reader, read_fields
 
 router = APIRouter(tags=["export"])
@@ -39,7 +39,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 def _loads(raw: str | bytes | None) -> dict[str, Any]:
     if not raw:
         return {}
-    value = orjson.loads(raw)
+    value = loads(raw)
     return value if isinstance(value, dict) else {}
 
 
