@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Real Apache Kafka (KRaft, single node) from its Maven Central jars.
+# Real Apache Kafka 4 (KRaft, single node) from its Maven Central jars.
 # Usage: kafka.sh start|stop|status
+#
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 KDIR="$VAR/kafka"
 JARS="$KDIR/jars"
 PIDFILE="$VAR/run/kafka.pid"
 HERE="$ROOT/deploy/local/kafka"
+
+
+JAVA_OPTS=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
+           "-Dlog4j2.configurationFile=$KDIR/log4j2.yaml")
 
 resolve_jars() {
   if [[ -f "$JARS/.complete" && "$JARS/.complete" -nt "$HERE/pom.xml" ]]; then return 0; fi
@@ -19,16 +24,22 @@ resolve_jars() {
 
 write_config() {
   mkdir -p "$KDIR/data"
+  local extra_l="" extra_a="" extra_p=""
   sed -e "s#@DATA@#$KDIR/data#" -e "s#@HOST@#$KAFKA_HOST#g" \
       -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CPORT@#$KAFKA_CONTROLLER_PORT#g" \
+      -e "s#@EXTRA_LISTENERS@#$extra_l#" -e "s#@EXTRA_ADVERTISED@#$extra_a#" \
+      -e "s#@EXTRA_PROTOCOLS@#$extra_p#" \
       "$HERE/server.properties.in" >"$KDIR/server.properties"
-  sed -e "s#@LOGDIR@#$VAR/log#" "$HERE/log4j.properties.in" >"$KDIR/log4j.properties"
+  sed -e "s#@LOGDIR@#$VAR/log#g" "$HERE/log4j2.yaml.in" >"$KDIR/log4j2.yaml"
 }
 
-java_cmd() {
-  java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$KDIR/log4j.properties" \
-       -cp "$JARS/*" "$@"
+java_cmd() { java "${JAVA_OPTS[@]}" -cp "$JARS/*" "$@"; }
+
+format_storage() {
+  local args=(format --standalone -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$KDIR/server.properties")
+  log "formatting KRaft storage"
+  java_cmd kafka.tools.StorageTool "${args[@]}" >"$VAR/log/kafka-format.log" 2>&1 \
+    || { tail -20 "$VAR/log/kafka-format.log" >&2; return 1; }
 }
 
 broker_answers() {
@@ -46,23 +57,25 @@ asyncio.run(main())
 PY
 }
 
+# broker_ready: the broker answers, or its process is gone (so a bad config fails fast).
+broker_ready() { ! pid_alive "$PIDFILE" || broker_answers; }
+
 start() {
   if pid_alive "$PIDFILE"; then log "kafka already running (pid $(cat "$PIDFILE"))"; return 0; fi
   resolve_jars
   write_config
   if [[ ! -f "$KDIR/data/meta.properties" ]]; then
-    log "formatting KRaft storage"
-    java_cmd kafka.tools.StorageTool format --standalone -t "$(java_cmd kafka.tools.StorageTool random-uuid)" \
-      -c "$KDIR/server.properties" >"$VAR/log/kafka-format.log" 2>&1 \
-      || { tail -20 "$VAR/log/kafka-format.log" >&2; return 1; }
+    format_storage
   fi
   log "starting kafka on $KAFKA_HOST:$KAFKA_PORT"
   local t0=$SECONDS
-  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$KDIR/log4j.properties" \
-       -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties" >"$VAR/log/kafka.out" 2>&1 &
+  nohup java "${JAVA_OPTS[@]}" -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties" >"$VAR/log/kafka.out" 2>&1 &
   echo $! >"$PIDFILE"
-  wait_for "kafka metadata" 120 broker_answers || { tail -30 "$VAR/log/kafka.out" >&2; return 1; }
+  if ! wait_for "kafka metadata" 120 broker_ready || ! pid_alive "$PIDFILE"; then
+    log "kafka did not start; see $VAR/log/kafka.out and $VAR/log/kafka-server.log"
+    tail -30 "$VAR/log/kafka.out" >&2
+    return 1
+  fi
   log "kafka ready in $((SECONDS - t0))s"
 }
 

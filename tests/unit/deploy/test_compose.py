@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,15 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROMETHEUS_LOCAL = ROOT / "deploy" / "prometheus" / "local.yml.in"
+
+KAFKA_POM = ROOT / "deploy" / "local" / "kafka" / "pom.xml"
+# The compose broker runs the same Kafka release as the local one (deploy/local).
+KAFKA_VERSION = ET.parse(KAFKA_POM).getroot().findtext("{http://maven.apache.org/POM/4.0.0}properties/"
+                                                      "{http://maven.apache.org/POM/4.0.0}kafka.version")
+# Broker settings Kafka 4 no longer has (ZooKeeper mode and the message-format knobs are gone).
+REMOVED_IN_KAFKA_4 = ("zookeeper.", "log.message.format.version", "message.format.version",
+                      "inter.broker.protocol.version", "broker.id.generation.enable", "reserved.broker.max.id",
+                      "offsets.commit.required.acks", "control.plane.listener.name")
 
 SERVICES = {"kafka", "redis", "topics", "worker", "api", "prometheus", "grafana"}
 APP_SERVICES = {"topics", "worker", "api"}
@@ -68,13 +78,19 @@ def test_every_service_exists(services: dict[str, dict[str, Any]]) -> None:
 
 
 def test_images(services: dict[str, dict[str, Any]]) -> None:
-    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert services["redis"]["image"].split(":")[0] == "redis"
     assert services["redis"]["image"].split(":")[1].startswith("7")
     assert services["prometheus"]["image"].startswith("prom/prometheus")
     assert services["grafana"]["image"].startswith("grafana/grafana")
     for name in APP_SERVICES:
         assert services[name].get("build") == ".", name
+
+
+def test_kafka_is_4x_without_removed_settings(services: dict[str, dict[str, Any]]) -> None:
+    assert KAFKA_VERSION and KAFKA_VERSION.split(".")[0] == "4", KAFKA_VERSION
+    settings = [key.removeprefix("KAFKA_").lower().replace("_", ".") for key in _env(services["kafka"])]
+    assert [key for key in settings if key.startswith(REMOVED_IN_KAFKA_4)] == []
 
 
 def test_redis_loads_the_shared_config_with_aof(services: dict[str, dict[str, Any]]) -> None:
