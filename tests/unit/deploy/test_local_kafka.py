@@ -7,6 +7,7 @@ would only show when `make up` fails to start the broker.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -79,3 +80,11 @@ def test_server_properties_are_kraft_4() -> None:
     listeners = props["listeners"].split(",")
     assert listeners[0] == "PLAINTEXT://@HOST@:@PORT@"
     assert props["controller.listener.names"] == "CONTROLLER"
+
+
+def test_kafka_sh_documents_every_variable_it_reads() -> None:
+    script = (LOCAL / "kafka.sh").read_text()
+    header = script.split("\nsource ", 1)[0]
+    read = set(re.findall(r"\$\{(STREAM_KAFKA_\w+)", script))
+    assert {"STREAM_KAFKA_SASL_PORT", "STREAM_KAFKA_TLS_DIR"} <= read
+    assert sorted(v for v in read if v not in header) == []
