@@ -52,7 +52,7 @@ def _api(_: argparse.Namespace) -> int:
 
 
 def _topics(_: argparse.Namespace) -> int:
-    from stream.topics import create_topics
+    from stream.kafkaio.topics import create_topics
 
     created = asyncio.run(create_topics(get_settings()))
     print("created: " + (", ".join(created) if created else "nothing (all exist)"))
@@ -61,15 +61,11 @@ def _topics(_: argparse.Namespace) -> int:
 
 def _check(_: argparse.Namespace) -> int:
     """Exit 0 when some worker wrote its heartbeat in the last 10 s (arq-style health check)."""
-    from redis import Redis
+    from stream.state.heartbeats import alive_workers
 
-    from stream.state.keys import Keys
-
-    settings = get_settings()
-    client = Redis.from_url(settings.redis_url, decode_responses=True)
-    alive = list(client.scan_iter(match=Keys(settings.key_prefix).heartbeat("*"), count=100))
-    print(f"{len(alive)} worker(s) alive")
-    return 0 if alive else 1
+    workers = asyncio.run(alive_workers(get_settings()))
+    print(f"{len(workers)} worker(s) alive")
+    return 0 if workers else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

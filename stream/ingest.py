@@ -16,7 +16,26 @@ from typing import Any
 Scalar = str | int | float | bool
 
 # Closed set: these become the `reason` label of stream_dlq_messages_total.
-REASONS = ("not_json", "not_object", "missing_field", "bad_type", "bad_time", "future_time")
+REASONS = ("not_json", "not_object", "missing_field", "bad_type", "bad_time", "future_time",
+           "too_large", "too_long", "too_many")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one input message may carry (README "Configuration"). A 100,000-character user_id
+    was once accepted and became two 100 KB Redis keys; bounded input keeps keys and hashes
+    small and the dead-letter queue is where the rest goes, with the reason."""
+
+    max_future_ms: int = 300_000
+    max_id_length: int = 256
+    max_props: int = 100
+    max_value_length: int = 1024
+    max_message_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        return cls(settings.max_future_seconds * 1000, settings.max_id_length, settings.max_props,
+                   settings.max_value_length, settings.max_message_bytes)
 
 
 class Invalid(ValueError):
@@ -70,9 +89,11 @@ def parse_time(value: object) -> int:
     raise Invalid("bad_time", "ts must be ISO-8601 with a zone or epoch milliseconds")
 
 
-def _load_object(raw: bytes | None) -> dict[str, Any]:
+def _load_object(raw: bytes | None, limits: Limits) -> dict[str, Any]:
     if raw is None:
         raise Invalid("not_json", "empty message")
+    if len(raw) > limits.max_message_bytes:
+        raise Invalid("too_large", f"message is {len(raw)} bytes; at most {limits.max_message_bytes}")
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -82,12 +103,14 @@ def _load_object(raw: bytes | None) -> dict[str, Any]:
     return value
 
 
-def _required_str(obj: dict[str, Any], name: str) -> str:
+def _required_str(obj: dict[str, Any], name: str, max_length: int) -> str:
     if name not in obj or obj[name] is None:
         raise Invalid("missing_field", f"{name} is required")
     value = obj[name]
     if not isinstance(value, str) or not value:
         raise Invalid("bad_type", f"{name} must be a non-empty string")
+    if len(value) > max_length:
+        raise Invalid("too_long", f"{name} is {len(value)} characters; at most {max_length}")
     return value
 
 
@@ -100,47 +123,59 @@ def _timestamp(obj: dict[str, Any], now_ms: int, max_future_ms: int) -> int:
     return ts_ms
 
 
-def _scalars(obj: object, what: str) -> dict[str, Scalar]:
+def _scalars(obj: object, what: str, limits: Limits) -> dict[str, Scalar]:
     if obj is None:
         return {}
     if not isinstance(obj, dict):
         raise Invalid("bad_type", f"{what} must be an object")
+    if len(obj) > limits.max_props:
+        raise Invalid("too_many", f"{what} has {len(obj)} entries; at most {limits.max_props}")
     for key, value in obj.items():
+        if len(key) > limits.max_value_length:
+            raise Invalid("too_long", f"{what} has a name of {len(key)} characters; at most "
+                                      f"{limits.max_value_length}")
         if not isinstance(value, str | int | float | bool) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
-            raise Invalid("bad_type", f"{what}.{key} must be a string, number or boolean")
+            raise Invalid("bad_type", f"{what}.{key[:100]} must be a string, number or boolean")
+        if isinstance(value, str) and len(value) > limits.max_value_length:
+            raise Invalid("too_long", f"{what}.{key[:100]} is {len(value)} characters; at most "
+                                      f"{limits.max_value_length}")
     return dict(obj)
 
 
-def parse_event(raw: bytes | None, now_ms: int, max_future_ms: int) -> Event:
-    obj = _load_object(raw)
+def parse_event(raw: bytes | None, now_ms: int, limits: Limits) -> Event:
+    obj = _load_object(raw, limits)
     return Event(
-        event_id=_required_str(obj, "event_id"),
-        user_id=_required_str(obj, "user_id"),
-        name=_required_str(obj, "name"),
-        ts_ms=_timestamp(obj, now_ms, max_future_ms),
-        props=_scalars(obj.get("props"), "props"),
+        event_id=_required_str(obj, "event_id", limits.max_id_length),
+        user_id=_required_str(obj, "user_id", limits.max_id_length),
+        name=_required_str(obj, "name", limits.max_value_length),
+        ts_ms=_timestamp(obj, now_ms, limits.max_future_ms),
+        props=_scalars(obj.get("props"), "props", limits),
     )
 
 
-def parse_profile(raw: bytes | None, now_ms: int, max_future_ms: int) -> ProfileUpdate:
-    obj = _load_object(raw)
-    user_id = _required_str(obj, "user_id")
-    ts_ms = _timestamp(obj, now_ms, max_future_ms)
+def parse_profile(raw: bytes | None, now_ms: int, limits: Limits) -> ProfileUpdate:
+    obj = _load_object(raw, limits)
+    user_id = _required_str(obj, "user_id", limits.max_id_length)
+    ts_ms = _timestamp(obj, now_ms, limits.max_future_ms)
     unset = obj.get("unset") or []
     if not isinstance(unset, list) or not all(isinstance(p, str) for p in unset):
         raise Invalid("bad_type", "unset must be a list of property names")
+    if len(unset) > limits.max_props:
+        raise Invalid("too_many", f"unset has {len(unset)} entries; at most {limits.max_props}")
     subs = obj.get("subscriptions") or {}
     if not isinstance(subs, dict) or not all(isinstance(v, bool) for v in subs.values()):
         raise Invalid("bad_type", "subscriptions must map channel names to booleans")
+    if len(subs) > limits.max_props or any(len(k) > limits.max_value_length for k in subs):
+        raise Invalid("too_many", f"subscriptions has more than {limits.max_props} entries or an overlong name")
     blacklisted = obj.get("blacklisted")
     if blacklisted is not None and not isinstance(blacklisted, bool):
         raise Invalid("bad_type", "blacklisted must be a boolean")
     return ProfileUpdate(
         user_id=user_id,
         ts_ms=ts_ms,
-        set=_scalars(obj.get("set"), "set"),
+        set=_scalars(obj.get("set"), "set", limits),
         unset=tuple(unset),
         subscriptions=dict(subs),
         blacklisted=blacklisted,

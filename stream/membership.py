@@ -15,7 +15,6 @@ from stream.rules import (
     Aggregate,
     Scalar,
     aggregates_from_json,
-    aggregates_to_json,
     channel_mask,
     event_matches,
     fold,
@@ -24,13 +23,10 @@ from stream.rules import (
     prune,
     reachability,
 )
-from stream.rules.jsonio import dumps, loads
 from stream.segments import Segment, SegmentIndex
 
 # Outbox operations: what the segment-side keys must still be told.
 EXIT, ENTER, MASK = 0, 1, 2
-AGG_PREFIX = "a:"
-BACKFILL_PREFIX = "bf:"  # marks a segment's creation backfill as merged, so a re-run cannot add it twice
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,41 +64,31 @@ class UserState:
     # "zq": the last commit changed "n"; its timer write may have died with a worker,
     # so the next touch (a redelivery, after a crash) writes it again.
     timer_queued: bool = False
+    # Offsets of the last events/profiles message applied (the user's partition): a redelivered
+    # message at or below them is already in this state, whatever happened to the dedupe set.
+    applied_events: int = -1
+    applied_profiles: int = -1
     seen_event_ids: set[str] = field(default_factory=set)
     new_event_ids: list[str] = field(default_factory=list)
-    dirty: set[str] = field(default_factory=set)
+    # What changed since load, by meaning; stream.state.userhash maps it to hash fields.
+    dirty_profile: bool = False
+    dirty_members: bool = False
+    dirty_due: bool = False
+    dirty_applied: bool = False
+    dirty_aggs: set[str] = field(default_factory=set)
+    dirty_backfills: set[str] = field(default_factory=set)
     outbox: list[Transition] = field(default_factory=list)
     written: tuple[dict[str, str], list[str]] | None = None  # set by a successful commit, until settled
-    stored: dict[str, str] | None = None  # the hash this state was loaded from (kept by a caching store)
+    stored: dict[str, str] | None = None  # the hash this state was loaded from
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.dirty_profile or self.dirty_members or self.dirty_due or self.dirty_applied
+                    or self.dirty_aggs or self.dirty_backfills)
 
     @property
     def mask(self) -> int:
         return channel_mask(reachability(self.profile, self.subscriptions))
-
-
-def load_user(user_id: str, fields: dict[str, str]) -> UserState:
-    """Decodes the hash written by `changed_fields`; an empty hash is a user never seen."""
-    user = UserState(user_id=user_id, exists=bool(fields))
-    if not fields:
-        return user
-    user.version = int(fields.get("v", "0"))
-    user.profile = loads(fields["p"]) if "p" in fields else {}
-    user.profile_ts = int(fields.get("pt", "-1"))
-    user.subscriptions = loads(fields["s"]) if "s" in fields else {}
-    user.blacklisted = fields.get("b") == "1"
-    user.members = set(loads(fields["m"])) if "m" in fields else set()
-    for name, value in fields.items():
-        if name.startswith(AGG_PREFIX):
-            user.stored_aggs[name[len(AGG_PREFIX) :]] = value
-        elif name.startswith(BACKFILL_PREFIX):
-            user.backfilled.add(name[len(BACKFILL_PREFIX) :])
-    user.timer_queued = "zq" in fields
-    if "n" in fields:
-        user.due_known = True
-        user.due_ms = None if fields["n"] == "-" else int(fields["n"])
-    if "o" in fields:
-        user.stale_outbox = [Transition.from_list(row) for row in loads(fields["o"])]
-    return user
 
 
 def aggregates_for(user: UserState, seg: Segment) -> list[Aggregate]:
@@ -132,8 +118,7 @@ def apply_event(user: UserState, event: Event, index: SegmentIndex, appended_ms:
             if event_matches(cond, event.name, event.props):
                 fold(cond, agg, event.ts_ms, event.props)
                 touched.add(sid)
-    for sid in touched:
-        user.dirty.add(AGG_PREFIX + sid)
+    user.dirty_aggs |= touched
     return touched
 
 
@@ -149,7 +134,7 @@ def apply_profile(user: UserState, update: ProfileUpdate) -> bool:
     user.subscriptions.update(update.subscriptions)
     if update.blacklisted is not None:
         user.blacklisted = update.blacklisted
-    user.dirty.update(("p", "pt", "s", "b"))
+    user.dirty_profile = True
     return True
 
 
@@ -172,7 +157,7 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
             before = len(agg.entries)
             prune(cond, agg, now_ms)
             if len(agg.entries) != before:
-                user.dirty.add(AGG_PREFIX + sid)
+                user.dirty_aggs.add(sid)
         member = seg.decide(user.profile, reach, aggs, now_ms)
         if member != (sid in user.members):
             found.append(Transition(sid, ENTER if member else EXIT, now_ms, mask))
@@ -182,7 +167,7 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
         found.extend(Transition(sid, MASK, now_ms, mask) for sid in sorted(user.members - changed))
     if found:
         user.outbox.extend(found)
-        user.dirty.add("m")
+        user.dirty_members = True
     return found
 
 
@@ -191,14 +176,14 @@ def forget_segments(user: UserState, live: AbstractSet[str]) -> None:
     gone = {sid for sid in user.members if sid not in live}
     if gone:
         user.members -= gone
-        user.dirty.add("m")
+        user.dirty_members = True
     for sid in [s for s in user.stored_aggs if s not in live]:
         user.stored_aggs.pop(sid)
         user.aggs.pop(sid, None)
-        user.dirty.add(AGG_PREFIX + sid)
+        user.dirty_aggs.add(sid)
     for sid in [s for s in user.backfilled if s not in live]:
         user.backfilled.discard(sid)
-        user.dirty.add(BACKFILL_PREFIX + sid)
+        user.dirty_backfills.add(sid)
 
 
 def merge_backfill(user: UserState, seg: Segment, extra: list[Aggregate]) -> bool:
@@ -213,7 +198,8 @@ def merge_backfill(user: UserState, seg: Segment, extra: list[Aggregate]) -> boo
         if more.entries:
             agg.entries = sorted(agg.entries + more.entries)
     user.backfilled.add(seg.id)
-    user.dirty.update((AGG_PREFIX + seg.id, BACKFILL_PREFIX + seg.id))
+    user.dirty_aggs.add(seg.id)
+    user.dirty_backfills.add(seg.id)
     return True
 
 
@@ -250,53 +236,5 @@ def update_due(user: UserState, index: SegmentIndex, now_ms: int) -> int | None:
                 due = at
     if due != user.due_ms or not user.due_known:
         user.due_ms, user.due_known = due, True
-        user.dirty.add("n")
+        user.dirty_due = True
     return due
-
-
-def apply_commit(stored: dict[str, str], written: dict[str, str], deleted: list[str]) -> None:
-    """What lua/user_commit.lua does to the hash, done to a copy a worker keeps."""
-    stored.update(written)
-    for name in deleted:
-        stored.pop(name, None)
-    stored["v"] = str(int(stored.get("v", "0")) + 1)
-
-
-def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
-    """What to HSET and HDEL: only dirty fields, so a hot user costs bytes, not kilobytes."""
-    to_set: dict[str, str] = {}
-    to_del: list[str] = []
-    for name in sorted(user.dirty):
-        if name.startswith(AGG_PREFIX):
-            sid = name[len(AGG_PREFIX) :]
-            aggs = user.aggs.get(sid)
-            if aggs is None or all(a.count == 0 and not a.entries for a in aggs):
-                to_del.append(name)
-            else:
-                to_set[name] = aggregates_to_json(aggs)
-        elif name == "p":
-            to_set["p"] = dumps(user.profile)
-        elif name == "pt":
-            to_set["pt"] = str(user.profile_ts)
-        elif name == "s":
-            to_set["s"] = dumps(user.subscriptions)
-        elif name == "b":
-            to_set["b"] = "1" if user.blacklisted else "0"
-        elif name.startswith(BACKFILL_PREFIX):
-            if name[len(BACKFILL_PREFIX) :] in user.backfilled:
-                to_set[name] = "1"
-            else:
-                to_del.append(name)
-        elif name == "n":
-            to_set["n"] = "-" if user.due_ms is None else str(user.due_ms)
-        elif name == "m":
-            to_set["m"] = dumps(sorted(user.members))
-    if "n" in user.dirty:
-        to_set["zq"] = "1"
-    elif user.timer_queued:
-        to_del.append("zq")
-    if user.outbox:
-        to_set["o"] = dumps([t.to_list() for t in user.outbox])
-    elif user.stale_outbox:
-        to_del.append("o")
-    return to_set, to_del

@@ -32,7 +32,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: Outcomes of `stream_events_processed_total`, declared so callers and the
 #: dashboard agree on the vocabulary.
-OUTCOMES: Final[tuple[str, ...]] = ("ok", "duplicate", "invalid", "stale")
+OUTCOMES: Final[tuple[str, ...]] = ("ok", "duplicate", "invalid", "stale", "replayed", "forgotten")
 #: Values of the `change` label, the same words as the `segment-changes` topic.
 CHANGES: Final[tuple[str, ...]] = ("entered", "exited")
 
@@ -182,6 +182,47 @@ API_REQUEST_DURATION: Final = Histogram(
     "HTTP request latency by route template; estimates must stay in milliseconds.",
     ["route", "method"],
     buckets=API_BUCKETS,
+)
+
+# --- durability and outages -------------------------------------------------
+
+DEPENDENCY_UP: Final = Gauge(
+    "stream_dependency_up",
+    "1 while this process reaches the dependency (redis, kafka), 0 during an outage; the worker stops "
+    "taking input meanwhile and resumes by itself.",
+    ["dependency"],
+)
+OUTAGES: Final = Counter(
+    "stream_outages",
+    "Times this process found a dependency unreachable and started retrying with back-off.",
+    ["dependency"],
+)
+RESUME_GAPS: Final = Counter(
+    "stream_resume_gaps",
+    "Input ranges found unapplied in Redis (a new owner, a Redis restored older) and replayed from the log.",
+)
+RESUME_ROLLBACKS: Final = Counter(
+    "stream_resume_rollbacks",
+    "Resume points found older in Redis than this worker left them: Redis lost acknowledged writes "
+    "(AOF loss, restore from backup) and the gap was replayed.",
+)
+REBUILD_REQUIRED: Final = Gauge(
+    "stream_rebuild_required",
+    "1 when Redis holds no state but Kafka does (Redis was lost): run `stream rebuild`; the worker waits.",
+)
+CONTROL_LAG: Final = Gauge(
+    "stream_control_lag_records",
+    "Control-log records (definitions, lists, keys, forgets) not yet materialised in Redis by this process.",
+)
+AUDIT_RECORDS: Final = Counter(
+    "stream_audit_records",
+    "Audit records produced for pii, write and admin requests, by status class.",
+    ["status"],
+)
+JOB_FAILURES: Final = Counter(
+    "stream_job_failures",
+    "Job parts that failed (recount, backfill, cleanup, forget); the job is marked failed.",
+    ["type"],
 )
 
 # --- build -----------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Where the engine's output messages go: Kafka in production, a list in tests.
+"""Where the engine's output messages go: Kafka in production, lists in tests.
 
 An interface of its own so the engine can be driven without a broker (see
-stream.testing) and the Faust wiring stays a thin adapter.
+stream.testing) and the Faust wiring stays a thin adapter. Every method returns
+only once the broker acknowledged (acks=all): the engine acknowledges its
+input after these, so what they carry is never lost with a crash.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes | None
-    timestamp_ms: int  # Kafka log-append time (the events topic is created with LogAppendTime)
+    timestamp_ms: int  # Kafka log-append time (the input topics are created with LogAppendTime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +31,22 @@ class DeadLetter:
     detail: str
 
 
+# (partition, user id, value; None is a tombstone): the changelog is co-partitioned with the inputs.
+ChangelogRecord = tuple[int, str, bytes | None]
+
+
 class Outputs(Protocol):
     async def send_changes(self, records: list[tuple[str, bytes]]) -> None:
-        """(user_id, JSON value) records for the segment-changes topic; returns once acknowledged."""
+        """(user_id, JSON value) records for the segment-changes topic."""
 
     async def send_dead_letters(self, letters: list[DeadLetter]) -> None:
-        """Original bytes with the reason in headers; returns once acknowledged."""
+        """Original bytes with the reason in headers."""
+
+    async def send_changelog(self, records: list[ChangelogRecord]) -> None:
+        """Users' committed state, to the partition their input came from."""
+
+    async def send_trend(self, records: list[tuple[str, bytes]]) -> None:
+        """(segment_id:day, JSON {"e", "x"}) daily trend counters."""
 
 
 @dataclass
@@ -43,9 +55,17 @@ class MemoryOutputs:
 
     changes: list[tuple[str, bytes]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    changelog: list[ChangelogRecord] = field(default_factory=list)
+    trend: list[tuple[str, bytes]] = field(default_factory=list)
 
     async def send_changes(self, records: list[tuple[str, bytes]]) -> None:
         self.changes.extend(records)
 
     async def send_dead_letters(self, letters: list[DeadLetter]) -> None:
         self.dead_letters.extend(letters)
+
+    async def send_changelog(self, records: list[ChangelogRecord]) -> None:
+        self.changelog.extend(records)
+
+    async def send_trend(self, records: list[tuple[str, bytes]]) -> None:
+        self.trend.extend(records)

@@ -51,19 +51,19 @@ class Segment:
         since = self.counts_from_ms
         return since is None or ts_ms >= since
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "rule": rule_to_json(self.rule) if self.rule is not None else None,
+            "created_at_ms": self.created_at_ms,
+            "handover_ms": self.handover_ms,
+            "hidden": self.hidden,
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "name": self.name,
-                "kind": self.kind,
-                "rule": rule_to_json(self.rule) if self.rule is not None else None,
-                "created_at_ms": self.created_at_ms,
-                "handover_ms": self.handover_ms,
-                "hidden": self.hidden,
-            },
-            separators=(",", ":"),
-        )
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
 
 def make_segment(
@@ -87,6 +87,11 @@ def make_segment(
     )
 
 
+def referenced_segments(rule: Node | None) -> set[str]:
+    """Segments a rule's `in_segment` conditions name (none until rules v2 lands them)."""
+    return set()
+
+
 def segment_from_json(raw: str | bytes) -> Segment:
     obj: dict[str, Any] = json.loads(raw)
     rule = parse_rule(obj["rule"]) if obj.get("rule") is not None else None
@@ -103,15 +108,20 @@ def segment_from_json(raw: str | bytes) -> Segment:
 
 @dataclass(frozen=True)
 class SegmentIndex:
-    """An immutable snapshot: a batch is evaluated against one consistent set of segments."""
+    """An immutable snapshot: a batch is evaluated against one consistent set of segments.
+
+    It also carries the forgotten users (user id -> the log-append instant of the
+    forget): input appended before that instant is never applied again."""
 
     segments: Mapping[str, Segment]
     by_event: Mapping[str, frozenset[str]]
     ruled: frozenset[str]
     version: int = 0
+    forgotten: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, segments: Iterable[Segment], version: int = 0) -> SegmentIndex:
+    def build(cls, segments: Iterable[Segment], version: int = 0,
+              forgotten: Mapping[str, int] | None = None) -> SegmentIndex:
         by_id = {s.id: s for s in segments}
         by_event: dict[str, set[str]] = {}
         for seg in by_id.values():
@@ -122,6 +132,7 @@ class SegmentIndex:
             by_event={name: frozenset(ids) for name, ids in by_event.items()},
             ruled=frozenset(s.id for s in by_id.values() if s.rule is not None),
             version=version,
+            forgotten=dict(forgotten or {}),
         )
 
     def for_event(self, name: str) -> frozenset[str]:

@@ -1,8 +1,9 @@
 """Drive the engine without Kafka: for tests, and for anyone embedding the rules.
 
-In the spirit of bytewax's testing module: a real Engine over a real Redis,
-with outputs collected in memory and a clock the caller moves by hand, so
-midnights and window expiries can be crossed in milliseconds.
+In the spirit of bytewax's testing module: a real Engine over a store (the
+real Redis, or `MemoryEngineStore`'s dicts), with outputs collected in memory
+and a clock the caller moves by hand, so midnights and window expiries can be
+crossed in milliseconds.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-
-from stream.agents.engine import Engine
 from stream.config import Settings
+from stream.engine.engine import Engine
 from stream.outputs import MemoryOutputs, Message
+from stream.state.store import EngineStore
 
 
 @dataclass
@@ -51,9 +51,9 @@ class EngineHarness:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, redis: Redis, settings: Settings) -> EngineHarness:
+    def create(cls, store: EngineStore, settings: Settings) -> EngineHarness:
         clock, outputs = ManualClock(), MemoryOutputs()
-        return cls(Engine(redis, settings, outputs, clock=clock), clock, outputs)
+        return cls(Engine(store, settings, outputs, clock=clock), clock, outputs)
 
     async def close(self) -> None:
         await self.engine.close()

@@ -8,15 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
 from stream import __version__, metrics
 from stream.api import errors
 from stream.api.deps import Services
 from stream.api.observe import RequestMetrics
-from stream.api.routes import dashboard, export, insights, lists, registry, segments, users
+from stream.api.routes import campaigns, dashboard, export, insights, lists, segments, users
 from stream.config import Settings, get_settings
-from stream.topics import kafka_reachable
+from stream.control.epoch import ensure_epoch
+from stream.kafkaio.topics import kafka_reachable
 
 
 class Alive(BaseModel):
@@ -26,6 +26,7 @@ class Alive(BaseModel):
 class Ready(BaseModel):
     redis: bool
     kafka: bool
+    rebuild_required: bool = False
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,15 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
-        app.state.services = Services.build(redis, settings)
+        app.state.services = Services.build(settings)
         metrics.set_build_info()
         try:
             yield
         finally:
-            await app.state.services.outputs.close()
-            await app.state.services.users.close()
-            await redis.aclose()
+            await app.state.services.core.close()
 
     app = FastAPI(title="Live segments", version=__version__, lifespan=lifespan)
     app.add_middleware(RequestMetrics)
@@ -55,13 +53,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses={503: {"model": Ready, "description": "a dependency is unreachable"}})
     async def readyz() -> JSONResponse:
         services: Services = app.state.services
+        core = services.core
         try:
-            redis_ok = bool(await services.redis.ping())
+            redis_ok = bool(await core.redis.ping())
         except Exception:
             redis_ok = False
-        kafka_ok = await kafka_reachable(settings.kafka_bootstrap)
-        ok = redis_ok and kafka_ok
-        return JSONResponse({"redis": redis_ok, "kafka": kafka_ok}, status_code=200 if ok else 503)
+        kafka_ok = await kafka_reachable(settings)
+        rebuild = False
+        if redis_ok and kafka_ok:
+            try:
+                rebuild = not await ensure_epoch(settings, core.redis, core.keys)
+            except Exception:
+                kafka_ok = False
+        metrics.REBUILD_REQUIRED.set(1 if rebuild else 0)
+        for dep, up in (("redis", redis_ok), ("kafka", kafka_ok)):
+            metrics.DEPENDENCY_UP.labels(dep).set(1 if up else 0)
+        ok = redis_ok and kafka_ok and not rebuild
+        return JSONResponse({"redis": redis_ok, "kafka": kafka_ok, "rebuild_required": rebuild},
+                            status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
@@ -69,6 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    for module in (segments, insights, users, export, lists, registry, dashboard):
+    for module in (segments, insights, users, export, lists, campaigns, dashboard):
         app.include_router(module.router)
     return app

@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import ClientDisconnect
 
-from stream.api.outputs import KafkaUnavailable
+from stream.kafkaio.outputs import KafkaUnavailable
 
 MAX_DETAIL = 1000
 

@@ -164,6 +164,7 @@ class JourneyList(BaseModel):
 class UsageOut(BaseModel):
     campaigns: int
     journeys: int
+    segments: int = Field(0, description="segments whose rule uses this one (in_segment)")
 
 
 class ErrorOut(BaseModel):

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable, Mapping, Sequence
-from importlib import resources
 from typing import Final
 
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
-
 from stream.sketches import CHANNELS, NUM_CHANNELS, Estimate, estimate_from_sample, hash_unit
+from stream.state.client import RedisClient
+from stream.state.keys import Keys
+from stream.state.lua import LuaRunner, script
 
 __all__ = ["SampleStore"]
 
-_SCRIPT_SOURCE: Final = resources.files("stream.state").joinpath("lua/sample_update.lua").read_text("utf-8")
+SAMPLE_UPDATE = script("sample_update")
 _COUNTER_FIELDS: Final = ("theta", "n", *(f"n{c}" for c in range(NUM_CHANNELS)))
 # One EVALSHA: the segment's three keys and ARGV (lg_k, then user/u/mask triples).
 _Call = tuple[tuple[str, str, str], list[str | int]]
@@ -42,18 +41,17 @@ class SampleStore:
     unbiased however many members leave.
     """
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, lg_k: int) -> None:
+    def __init__(self, redis: RedisClient, lua: LuaRunner, keys: Keys, lg_k: int) -> None:
         if not 4 <= lg_k <= 26:
             raise ValueError(f"lg_k must be in [4, 26], got {lg_k}")
         self._redis = redis
-        self._prefix = prefix
+        self._lua = lua
+        self._keys = keys
         self._lg_k = lg_k
-        self._script = redis.register_script(_SCRIPT_SOURCE)
 
     def keys(self, sid: str) -> tuple[str, str, str]:
         """The segment's (entries ZSET, masks HASH, counters HASH) key names."""
-        base = f"{self._prefix}sk:{{{sid}}}:"
-        return base + "z", base + "m", base + "s"
+        return self._keys.sample(sid)
 
     async def apply(self, changes: Mapping[str, Sequence[tuple[str, int | None]]]) -> None:
         """Apply each segment's transitions, in one pipeline round trip.
@@ -118,8 +116,7 @@ class SampleStore:
         take the member list as late as they can.
         """
         live = self.keys(sid)
-        base = f"{self._prefix}sk:{{{sid}}}:rebuild:{uuid.uuid4().hex}:"
-        tmp = (base + "z", base + "m", base + "s")
+        tmp = self._keys.sample_rebuild(sid, uuid.uuid4().hex)
         try:
             batch: dict[str, int] = {}
             async for user_id, mask in members:
@@ -158,25 +155,13 @@ class SampleStore:
         return calls
 
     async def _run(self, calls: list[_Call], expire: Sequence[str] = ()) -> None:
-        """One pipeline of EVALSHA calls; loads the script and reruns on NOSCRIPT.
-
-        Calling EVALSHA directly spares the SCRIPT EXISTS round trip redis-py
-        adds to every pipeline that carries a registered script; rerunning the
-        whole pipeline is safe because every transition is idempotent.
-        """
-        for attempt in range(2):
+        """The calls in one round trip; every transition is idempotent, so a re-sent call is harmless."""
+        await self._lua.call_many([(SAMPLE_UPDATE, list(keys), args) for keys, args in calls])
+        if expire:
             pipe = self._redis.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             for key in expire:
                 pipe.expire(key, _REBUILD_TTL_SECONDS)
-            try:
-                await pipe.execute()
-                return
-            except NoScriptError:
-                if attempt:
-                    raise
-                await self._redis.script_load(self._script.script)
+            await pipe.execute()
 
 
 def _checked_mask(mask: int) -> int:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from redis.asyncio import Redis
-
+from stream.state.client import RedisClient
 from stream.state.keys import Keys
 
 
@@ -70,7 +69,7 @@ def local_day(ms: int, zone: ZoneInfo) -> date:
     return datetime.fromtimestamp(ms / 1000, zone).date()
 
 
-async def read_trend(redis: Redis, keys: Keys, sid: str) -> tuple[dict[str, int], int]:
+async def read_trend(redis: RedisClient, keys: Keys, sid: str) -> tuple[dict[str, int], int]:
     """Counters and size in one MULTI: the worker moves both in one script, so they agree."""
     pipe = redis.pipeline(transaction=True)
     pipe.hgetall(keys.trend(sid))

@@ -28,7 +28,9 @@ from redis.asyncio import Redis
 
 from stream.config import Settings
 from stream.state.keys import Keys
-from stream.topics import create_topics
+from stream.kafkaio.topics import create_topics
+from stream.state.heartbeats import read_heartbeats
+from stream.wiring import Core
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +81,9 @@ def settings_factory(services: tuple[str, str], tmp_path: Path) -> Callable[...,
         base: dict[str, Any] = {
             "app_id": f"t-{tag}", "kafka_bootstrap": kafka, "redis_url": redis_url, "key_prefix": f"t{tag}:",
             "topic_events": f"events-{tag}", "topic_profiles": f"profiles-{tag}",
-            "topic_changes": f"changes-{tag}", "topic_dlq": f"dlq-{tag}", "partitions": 4,
+            "topic_changes": f"changes-{tag}", "topic_dlq": f"dlq-{tag}", "topic_audit": f"audit-{tag}",
+            "topic_control": f"control-{tag}", "topic_changelog": f"changelog-{tag}",
+            "topic_trend_changelog": f"trend-{tag}", "partitions": 4,
             "data_dir": str(tmp_path / f"faust-{tag}"), "worker_web_port": free_port(), "api_port": free_port(),
             "timer_interval_seconds": 0.2,
         }
@@ -108,6 +112,14 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     for i in range(0, len(keys), 1000):
         await client.delete(*keys[i : i + 1000])
     await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def core(topics: Settings) -> AsyncIterator[Core]:
+    """The stores, producer and control plane (catalog) for the test's settings."""
+    built = Core.build(topics)
+    yield built
+    await built.close()
 
 
 @pytest_asyncio.fixture
@@ -164,9 +176,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], Awaitable[Proc
         async def settled() -> bool:
             assert proc.alive(), f"worker died:\n{proc.tail()}"
             held: set[int] = set()
-            async for key in client.scan_iter(match=keys.heartbeat("*")):
-                raw = await client.get(key)
-                held |= set(json.loads(raw)) if raw else set()
+            for beat in (await read_heartbeats(client, keys)).values():
+                if beat.get("ready"):
+                    held |= set(beat["partitions"])
             return want <= held
 
         try:

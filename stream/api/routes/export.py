@@ -20,11 +20,12 @@ from fastapi.responses import StreamingResponse
 from stream import metrics
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import errors
-from stream.api.snapshot import MemberSnapshot
 from stream.csvio import Column, CsvError, parse_fields, render, row
 from stream.rules import reachable
 from stream.rules.jsonio import loads
-from stream.state.bulk import BulkReader, bulk_reader, read_fields
+from stream.state.client import endpoint
+from stream.state.snapshot import member_rows
+from stream.state.userhash import BLACKLISTED, PROFILE, SUBSCRIPTIONS
 
 router = APIRouter(tags=["export"])
 # Documented only: the route checks names itself, to answer 400 naming the bad one.
@@ -43,52 +44,31 @@ def _loads(raw: str | bytes | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-USER_FIELDS = ("b", "p", "s")
-
-
-async def _with_fields(svc: Services, bulk: BulkReader,
-                       windows: AsyncIterator[list[str]]) -> AsyncIterator[tuple[list[str], list[Any]]]:
-    """Each window of ids with its users' (b, p, s). With the bulk reader the next
-    window's reads are already queued in Redis while the caller formats this one,
-    so Redis and the API work side by side."""
-    if not bulk.supported:
-        async for ids in windows:
-            yield ids, await read_fields(svc.redis, bulk, [svc.keys.user(uid) for uid in ids], USER_FIELDS)
-        return
-    queued: tuple[list[str], int] | None = None
-    async for ids in windows:
-        count = bulk.send_hmget([svc.keys.user(uid) for uid in ids], USER_FIELDS)
-        if queued is not None:
-            yield queued[0], await bulk.receive(queued[1])
-        queued = (ids, count)
-    if queued is not None:
-        yield queued[0], await bulk.receive(queued[1])
+USER_FIELDS = (BLACKLISTED, PROFILE, SUBSCRIPTIONS)
 
 
 async def export_csv(svc: Services, sid: str, columns: Sequence[Column]) -> AsyncIterator[str]:
     started = time.perf_counter()
     need_profile = any(c.kind != "user_id" for c in columns)
     channels = [c.key for c in columns if c.kind == "reach"]
-    snapshot = MemberSnapshot(svc.redis, svc.keys, sid)
+    core = svc.core
     try:
         yield render([[c.name for c in columns]])
-        await snapshot.take()
-        async with bulk_reader(svc.redis) as bulk:
-            async for ids, values in _with_fields(svc, bulk, snapshot.windows()):
-                rows: list[list[str]] = []
-                for uid, (blacklisted, p, s) in zip(ids, values, strict=True):
-                    if blacklisted == "1":
-                        continue
-                    profile = _loads(p) if need_profile else {}
-                    subs = _loads(s) if channels else {}
-                    reach = {channel: reachable(channel, profile, subs) for channel in channels}
-                    rows.append(row(uid, profile, reach, columns))
-                if rows:
-                    metrics.EXPORT_ROWS.inc(len(rows))
-                    yield render(rows)
+        async for ids, values in member_rows(core.redis, core.lua, core.keys, endpoint(svc.settings), sid,
+                                             USER_FIELDS):
+            rows: list[list[str]] = []
+            for uid, (blacklisted, p, s) in zip(ids, values, strict=True):
+                if blacklisted == "1":
+                    continue
+                profile = _loads(p) if need_profile else {}
+                subs = _loads(s) if channels else {}
+                reach = {channel: reachable(channel, profile, subs) for channel in channels}
+                rows.append(row(uid, profile, reach, columns))
+            if rows:
+                metrics.EXPORT_ROWS.inc(len(rows))
+                yield render(rows)
     finally:
         metrics.EXPORT_DURATION.observe(time.perf_counter() - started)
-        await snapshot.drop()
 
 
 @router.get("/segments/{sid}/export.csv", response_class=StreamingResponse,

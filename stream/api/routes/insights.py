@@ -13,7 +13,7 @@ from stream.api.deps import SegmentId, Svc, get_segment_or_404
 from stream.api.models import EstimateInsights, ExactInsights, JobAccepted, JobOut, TrendOut, errors
 from stream.api.routes.segments import iso
 from stream.rules import CHANNELS
-from stream.state.jobs import RECOUNT
+from stream.state.jobs import JobKind
 from stream.state.trend import build_trend, local_day, read_trend
 
 router = APIRouter(tags=["insights"])
@@ -22,7 +22,7 @@ router = APIRouter(tags=["insights"])
 @router.get("/segments/{sid}/trend", response_model=TrendOut, responses=errors(404, 422))
 async def trend(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     seg = await get_segment_or_404(svc, sid)
-    counters, size = await read_trend(svc.redis, svc.keys, sid)
+    counters, size = await read_trend(svc.core.redis, svc.core.keys, sid)
     today = datetime.now(svc.zone).date()
     points, today_point = build_trend(counters, size, local_day(seg.created_at_ms, svc.zone), today)
     return {"points": points, "today": today_point}
@@ -34,10 +34,10 @@ async def insights(svc: Svc, sid: SegmentId,
                    mode: Annotated[Literal["estimate", "exact"], Query()] = "estimate") -> dict[str, Any]:
     await get_segment_or_404(svc, sid)
     if mode == "estimate":
-        size, reach = await svc.samples.estimate(sid)
+        size, reach = await svc.core.samples.estimate(sid)
         return {"mode": "estimate", "as_of": iso(int(time.time() * 1000)),
                 "size": size, "reachability": {c: reach[c] for c in CHANNELS}}
-    raw = await svc.redis.get(svc.keys.exact(sid))
+    raw = await svc.core.redis.get(svc.core.keys.exact(sid))
     if not raw:
         raise HTTPException(404, detail=f"segment {sid!r} was never recounted; POST /segments/{sid}/recount first")
     exact = json.loads(raw)
@@ -55,13 +55,13 @@ async def insights(svc: Svc, sid: SegmentId,
 @router.post("/segments/{sid}/recount", status_code=202, response_model=JobAccepted, responses=errors(404, 422))
 async def recount(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     await get_segment_or_404(svc, sid)
-    return {"job_id": await svc.jobs.create(RECOUNT, sid, svc.settings.partitions)}
+    return {"job_id": await svc.core.jobs.create(JobKind.RECOUNT, sid, svc.settings.partitions)}
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404, 422), tags=["jobs"])
 async def job(svc: Svc, job_id: Annotated[str, Path(min_length=1, max_length=100)]) -> dict[str, Any]:
-    found = await svc.jobs.get(job_id)
+    found = await svc.core.jobs.get(job_id)
     if found is None:
         raise HTTPException(404, detail=f"job {job_id!r} not found")
-    return {"job_id": found.id, "type": found.type, "segment_id": found.segment_id, "status": found.status,
+    return {"job_id": found.id, "type": str(found.kind), "segment_id": found.segment_id, "status": str(found.status),
             "progress": found.progress, "result": found.result, "error": found.error}

@@ -9,7 +9,6 @@ checked before anything changes; a bad row later is just unmatched.
 from __future__ import annotations
 
 import codecs
-import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -17,8 +16,8 @@ from fastapi import APIRouter, HTTPException, Request
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import UploadOut, errors
 from stream.csvio import CsvError, RecordSplitter, identity_column
-from stream.segments import CUSTOM_LIST, SegmentIndex
-from stream.state.lists import CHUNK, add_members, resolve
+from stream.engine.lists import CHUNK, known_users, resolve
+from stream.segments import CUSTOM_LIST
 
 router = APIRouter(tags=["lists"])
 
@@ -33,8 +32,8 @@ BODY_DOC: dict[str, Any] = {"requestBody": {
 class Batch:
     """Counts rows and resolves/adds them a chunk at a time."""
 
-    def __init__(self, svc: Services, sid: str, kind: str, index: SegmentIndex) -> None:
-        self.svc, self.sid, self.kind, self.index = svc, sid, kind, index
+    def __init__(self, svc: Services, sid: str, kind: str) -> None:
+        self.svc, self.sid, self.kind = svc, sid, kind
         self.values: list[str] = []
         self.rows = self.matched = 0
 
@@ -48,12 +47,14 @@ class Batch:
         if not self.values:
             return
         values, self.values = self.values, []
-        if not await self.svc.redis.hexists(self.svc.keys.segments, self.sid):
+        core = self.svc.core
+        if not await core.segments.exists(self.sid):
             raise HTTPException(404, detail=f"segment {self.sid!r} was deleted during the upload")
-        found = await resolve(self.svc.redis, self.svc.keys, self.kind, values)
-        uids = [uid for users in found for uid in users]
+        found = await resolve(core.redis, core.keys, self.kind, values)
+        known = await known_users(core.redis, core.keys, [uid for users in found for uid in users])
         try:
-            known = await add_members(self.svc.committer, self.index, self.sid, uids, int(time.time() * 1000))
+            # Logged first (the resolved users, so a replay adds the same), then added.
+            await core.catalog.add_list_chunk(self.sid, sorted(known))
         except RuntimeError as exc:  # users kept changing under us; re-uploading is harmless (adds only)
             raise HTTPException(503, detail=f"upload stopped after {self.rows} rows: {exc}; retry it") from exc
         self.matched += sum(1 for users in found if any(u in known for u in users))
@@ -77,8 +78,7 @@ async def upload(svc: Svc, sid: SegmentId, request: Request) -> dict[str, int]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media and media not in TEXT_TYPES:
         raise HTTPException(415, detail=f"content-type {media[:100]!r} is not CSV; send text/csv")
-    await svc.outputs.ready()
-    index = await svc.segments.load_index()
+    await svc.core.outputs.ready()
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     splitter = RecordSplitter()
     column: tuple[int, str] | None = None
@@ -89,7 +89,7 @@ async def upload(svc: Svc, sid: SegmentId, request: Request) -> dict[str, int]:
         for record in records:
             if column is None:
                 column = _check_header(record)
-                batch = Batch(svc, sid, column[1], index)
+                batch = Batch(svc, sid, column[1])
                 continue
             assert batch is not None
             idx = column[0]

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
-from stream import metrics
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import SegmentCreated, SegmentDetail, SegmentList, SegmentOut, SegmentPatch, errors
+from stream.control.catalog import InUse, Missing
 from stream.rules import RuleError, describe, parse_segment, rule_to_json
-from stream.segments import Segment
-from stream.state.catalog import create_segment, delete_segment
+from stream.segments import Segment, referenced_segments
+from stream.state.jobs import JobKind
 
 router = APIRouter(tags=["segments"])
 ESTIMATE_BATCH = 32
@@ -45,21 +44,25 @@ async def create(svc: Svc, body: Annotated[Any, Body(examples=[CREATE_EXAMPLE])]
         spec = parse_segment(body)
     except RuleError as exc:
         raise HTTPException(422, detail=str(exc)) from exc
-    seg, job_id = await create_segment(svc.segments, svc.jobs, spec, svc.settings.partitions)
+    try:
+        seg, job_id = await svc.core.catalog.create_segment(spec)
+    except Missing as exc:
+        raise HTTPException(422, detail=f"rule: in_segment names segment {exc.segment_id!r}, which does not exist")\
+            from exc
     return {**segment_body(seg), "backfill_job_id": job_id}
 
 
 @router.get("/segments", response_model=SegmentList, responses=errors(422))
 async def list_segments(svc: Svc, q: Annotated[str, Query(max_length=200, description="name contains")] = "",
                         include_hidden: bool = False) -> dict[str, Any]:
-    index = await svc.segments.load_index()
+    index = await svc.core.segments.load_index()
     needle = q.strip().casefold()
     shown = [s for s in sorted(index.segments.values(), key=lambda s: (s.created_at_ms, s.id))
              if (include_hidden or not s.hidden) and needle in s.name.casefold()]
     sizes = []
     for start in range(0, len(shown), ESTIMATE_BATCH):  # bounded, so 1000 segments are not 1000 connections
         batch = shown[start:start + ESTIMATE_BATCH]
-        sizes += await asyncio.gather(*(svc.samples.estimate(s.id) for s in batch))
+        sizes += await asyncio.gather(*(svc.core.samples.estimate(s.id) for s in batch))
     return {"segments": [{**segment_body(s), "estimated_size": size.estimate}
                          for s, (size, _) in zip(shown, sizes, strict=True)]}
 
@@ -67,7 +70,7 @@ async def list_segments(svc: Svc, q: Annotated[str, Query(max_length=200, descri
 @router.get("/segments/{sid}", response_model=SegmentDetail, responses=errors(404, 422))
 async def read(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     seg = await get_segment_or_404(svc, sid)
-    job = await svc.jobs.for_segment(sid, "backfill")
+    job = await svc.core.jobs.for_segment(sid, JobKind.BACKFILL)
     backfill = None if job is None else {"job_id": job.id, "status": job.status, "progress": job.progress}
     summary = describe(seg.rule) if seg.rule is not None else "users uploaded to this list"
     return {**segment_body(seg), "summary": summary, "backfill": backfill}
@@ -83,7 +86,7 @@ async def update(svc: Svc, sid: SegmentId, patch: SegmentPatch) -> dict[str, Any
         name=seg.name if patch.name is None else patch.name,
         hidden=seg.hidden if patch.hidden is None else patch.hidden,
     )
-    if changed != seg and not await svc.segments.put_existing(changed):
+    if changed != seg and not await svc.core.catalog.update_segment(changed):
         raise HTTPException(404, detail=f"segment {sid!r} not found")
     return segment_body(changed)
 
@@ -91,21 +94,19 @@ async def update(svc: Svc, sid: SegmentId, patch: SegmentPatch) -> dict[str, Any
 @router.delete("/segments/{sid}", status_code=204, response_class=Response, responses=errors(404, 409, 422))
 async def delete(svc: Svc, sid: SegmentId) -> Response:
     await get_segment_or_404(svc, sid)
-    usage = await svc.registry.begin_delete(sid)
-    if usage.campaigns or usage.journeys:
-        raise HTTPException(409, detail=await _in_use(svc, sid))
     try:
-        await delete_segment(svc.segments, svc.samples, svc.jobs, sid, svc.settings.partitions)
-    finally:
-        await svc.registry.end_delete(sid)
-    with contextlib.suppress(KeyError):  # set here only if this API added list members
-        metrics.SEGMENT_MEMBERS.remove(sid)
+        await svc.core.catalog.delete_segment(sid)
+    except InUse as exc:
+        raise HTTPException(409, detail=await _in_use(svc, sid)) from exc
     return Response(status_code=204)
 
 
 async def _in_use(svc: Services, sid: str) -> str:
-    users = await svc.registry.users_of(sid)
-    named = ", ".join(f"{'campaign' if it['id'].startswith('cmp-') else 'journey'} {it['name']!r} ({it['id']})"
-                      for it in users[:20])
-    more = f" and {len(users) - 20} more" if len(users) > 20 else ""
-    return f"segment {sid!r} is used by {named}{more}; delete those first"
+    users = await svc.core.campaigns.users_of(sid)
+    named = [f"{'campaign' if it['id'].startswith('cmp-') else 'journey'} {it['name']!r} ({it['id']})"
+             for it in users[:20]]
+    index = await svc.core.segments.load_index()
+    outer = [s for s in index.segments.values() if s.rule is not None and sid in referenced_segments(s.rule)]
+    named += [f"segment {s.name!r} ({s.id})" for s in outer[:20]]
+    more = len(users) + len(outer) - len(named)
+    return f"segment {sid!r} is used by {', '.join(named)}{f' and {more} more' if more > 0 else ''}; delete those first"

@@ -8,8 +8,9 @@ from fastapi import APIRouter, HTTPException, Query
 
 from stream.api.deps import SegmentId, Services, Svc, UserId, get_segment_or_404
 from stream.api.models import UserOut, UsersOut, errors
-from stream.membership import UserState, load_user
+from stream.membership import UserState
 from stream.rules import reachability
+from stream.state.userhash import decode_hash, load_user
 
 router = APIRouter(tags=["users"])
 
@@ -26,27 +27,28 @@ def user_body(user: UserState, live_segments: set[str]) -> dict[str, Any]:
 
 
 async def _live_segments(svc: Services) -> set[str]:
-    return {str(k) for k in await svc.redis.hkeys(svc.keys.segments)}
+    return {str(k) for k in await svc.core.redis.hkeys(svc.core.keys.segments)}
 
 
 @router.get("/segments/{sid}/users", response_model=UsersOut, responses=errors(404, 422))
 async def sample_users(svc: Svc, sid: SegmentId,
                        limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
     await get_segment_or_404(svc, sid)
-    picked = await svc.redis.srandmember(svc.keys.members(sid), limit)
+    core = svc.core
+    picked = await core.redis.srandmember(core.keys.members(sid), limit)
     ids = sorted(str(u) for u in picked) if isinstance(picked, list) else []
-    pipe = svc.redis.pipeline(transaction=False)
+    pipe = core.redis.pipeline(transaction=False)
     for uid in ids:
-        pipe.hgetall(svc.keys.user(uid))
+        pipe.hgetall(core.keys.user(uid))
     hashes = await pipe.execute() if ids else []
     live = await _live_segments(svc)
-    users = [load_user(uid, fields) for uid, fields in zip(ids, hashes, strict=True) if fields]
+    users = [load_user(uid, decode_hash(fields)) for uid, fields in zip(ids, hashes, strict=True) if fields]
     return {"users": [user_body(u, live) for u in users]}
 
 
 @router.get("/users/{user_id:path}", response_model=UserOut, responses=errors(404, 422))
 async def user(svc: Svc, user_id: UserId) -> dict[str, Any]:
-    found = await svc.users.read(user_id)
+    found = await svc.core.users.read(user_id)
     if found is None:
         raise HTTPException(404, detail=f"user {user_id!r} not found")
     return user_body(found, await _live_segments(svc))

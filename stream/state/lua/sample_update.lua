@@ -1,3 +1,5 @@
+--! keys: entries masks counters
+--! args: lg_k ...
 -- Apply a batch of membership transitions to ONE segment's retained sample.
 --
 -- KEYS[1] ZSET user_id -> u (hash in [0,1)), KEYS[2] HASH user_id -> channel mask,

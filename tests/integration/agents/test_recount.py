@@ -14,11 +14,9 @@ from redis.asyncio import Redis
 
 from stream.config import Settings
 from stream.rules import CHANNELS, parse_segment, reachability
-from stream.state.catalog import create_segment, delete_segment
-from stream.state.jobs import JobStore
+from stream.state.jobs import JobKind, JobStore
 from stream.state.keys import Keys
-from stream.state.sample import SampleStore
-from stream.state.segments import SegmentStore
+from stream.wiring import Core
 from tests.integration.conftest import Proc, eventually
 from tests.integration.scenario import RULES, Scenario, expected_members, generate
 
@@ -49,15 +47,14 @@ async def _send(producer: AIOKafkaProducer, topic: str, records: list[tuple[str,
 
 
 async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
-        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        topics: Settings, redis: Redis, core: Core, producer: AIOKafkaProducer,
         start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
     settings, keys = topics, Keys(topics.key_prefix)
     jobs = JobStore(redis, keys)
     await start_worker(settings)
     chosen = [RULES[3], RULES[6], RULES[10], RULES[12]]
-    made = [await create_segment(SegmentStore(redis, keys), jobs,
-                                 parse_segment({"name": f"r{i}", "kind": "past_behavior", "rule": r}),
-                                 settings.partitions) for i, r in enumerate(chosen)]
+    made = [await core.catalog.create_segment(parse_segment({"name": f"r{i}", "kind": "past_behavior", "rule": r}))
+            for i, r in enumerate(chosen)]
     segments = {seg.id: ("past_behavior", seg.created_at_ms, r) for (seg, _), r in zip(made, chosen, strict=True)}
     sc = generate(seed=21, users=600, events=12000, now_ms=int(time.time() * 1000), malformed=0)
     await _send(producer, settings.topic_profiles, sc.profiles)
@@ -65,8 +62,8 @@ async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
 
     # Recount while the second half is still streaming in.
     feeder = asyncio.create_task(_send(producer, settings.topic_events, sc.events[6000:]))
-    during = [await jobs.create("recount", sid, settings.partitions) for sid in segments]
-    again = await jobs.create("recount", next(iter(segments)), settings.partitions)
+    during = [await jobs.create(JobKind.RECOUNT, sid, settings.partitions) for sid in segments]
+    again = await jobs.create(JobKind.RECOUNT, next(iter(segments)), settings.partitions)
     assert again == during[0], "two recounts of one segment at once share one job"
     await feeder
 
@@ -82,9 +79,9 @@ async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
     await eventually(settled, timeout=120, interval=1.0, what="live membership to equal the oracle")
     expected = expected_members(sc, segments, int(time.time() * 1000))
     people = final_profiles(sc)
-    samples = SampleStore(redis, settings.key_prefix, settings.sketch_lg_k)
+    samples = core.samples
     for sid in segments:
-        job_id = await jobs.create("recount", sid, settings.partitions)
+        job_id = await jobs.create(JobKind.RECOUNT, sid, settings.partitions)
         job = await eventually(lambda j=job_id: _finished(jobs, j), timeout=120, what="the recount")
         result = job.result
         members = expected[sid]
@@ -104,14 +101,13 @@ async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
 
 
 async def test_deleting_a_segment_leaves_no_per_user_orphans(
-        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        topics: Settings, redis: Redis, core: Core, producer: AIOKafkaProducer,
         start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
     settings, keys = topics, Keys(topics.key_prefix)
-    segments, jobs = SegmentStore(redis, keys), JobStore(redis, keys)
+    jobs = JobStore(redis, keys)
     await start_worker(settings)
-    seg, _ = await create_segment(segments, jobs, parse_segment(
-        {"name": "gone", "kind": "past_behavior", "rule": {"event": {"name": "Viewed", "within_days": 30}}}),
-        settings.partitions)
+    seg, _ = await core.catalog.create_segment(parse_segment(
+        {"name": "gone", "kind": "past_behavior", "rule": {"event": {"name": "Viewed", "within_days": 30}}}))
     sc = generate(seed=5, users=200, events=2000, now_ms=int(time.time() * 1000), malformed=0)
     await _send(producer, settings.topic_profiles, sc.profiles)
     await _send(producer, settings.topic_events, sc.events)
@@ -122,8 +118,8 @@ async def test_deleting_a_segment_leaves_no_per_user_orphans(
         return sum([await redis.scard(keys.known(p)) for p in range(settings.partitions)]) == len(users)
 
     await eventually(all_seen, timeout=60, what="every user to be processed")
-    job_id = await delete_segment(segments, SampleStore(redis, settings.key_prefix, settings.sketch_lg_k), jobs,
-                                  seg.id, settings.partitions)
+    job_id = await core.catalog.delete_segment(seg.id)
+    assert job_id is not None
     job = await eventually(lambda: _finished(jobs, job_id), timeout=60, what="the cleanup job")
     assert job.result["users"] == len(users) and job.result["cleaned"] > 0
     for uid in users:

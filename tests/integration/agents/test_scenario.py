@@ -17,10 +17,8 @@ from redis.asyncio import Redis
 
 from stream.config import Settings
 from stream.rules import parse_segment
-from stream.state.catalog import create_segment
-from stream.state.jobs import JobStore
 from stream.state.keys import Keys
-from stream.state.segments import SegmentStore
+from stream.wiring import Core
 from tests.integration.conftest import Proc, eventually
 from tests.integration.scenario import RULES, Scenario, expected_members, generate
 
@@ -31,14 +29,11 @@ if os.environ.get("SCENARIO_SMALL"):  # a quick variant for debugging by hand
     USERS, EVENTS = 300, 5000
 
 
-async def _create_segments(settings: Settings, redis: Redis) -> dict[str, tuple[str, int, dict[str, object]]]:
-    keys = Keys(settings.key_prefix)
-    segments, jobs = SegmentStore(redis, keys), JobStore(redis, keys)
+async def _create_segments(core: Core) -> dict[str, tuple[str, int, dict[str, object]]]:
     made: dict[str, tuple[str, int, dict[str, object]]] = {}
     for i, rule in enumerate(RULES):
         kind = "live" if i % 3 == 0 else "past_behavior"
-        seg, _ = await create_segment(segments, jobs, parse_segment({"name": f"seg {i}", "kind": kind, "rule": rule}),
-                                      settings.partitions)
+        seg, _ = await core.catalog.create_segment(parse_segment({"name": f"seg {i}", "kind": kind, "rule": rule}))
         made[seg.id] = (kind, seg.created_at_ms, rule)
     return made
 
@@ -70,11 +65,11 @@ async def _dlq_values(settings: Settings, expected: int) -> list[bytes]:
         await consumer.stop()
 
 
-async def _run_scenario(settings: Settings, redis: Redis, producer: AIOKafkaProducer,
+async def _run_scenario(settings: Settings, redis: Redis, core: Core, producer: AIOKafkaProducer,
                         start_worker: Callable[[Settings], Awaitable[Proc]], kill_midway: bool) -> None:
     keys = Keys(settings.key_prefix)
     worker = await start_worker(settings)
-    segments = await _create_segments(settings, redis)
+    segments = await _create_segments(core)
     created = max(c for _, c, _ in segments.values())
     now = int(time.time() * 1000)
     sc: Scenario = generate(seed=7 if kill_midway else 3, users=USERS, events=EVENTS, now_ms=now,
@@ -122,12 +117,13 @@ async def _run_scenario(settings: Settings, redis: Redis, producer: AIOKafkaProd
     assert Counter(dlq) == Counter(v for _, v in sc.malformed)
 
 
-async def test_random_workload_matches_the_oracle(topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+async def test_random_workload_matches_the_oracle(topics: Settings, redis: Redis, core: Core,
+                                                  producer: AIOKafkaProducer,
                                                   start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
-    await _run_scenario(topics, redis, producer, start_worker, kill_midway=False)
+    await _run_scenario(topics, redis, core, producer, start_worker, kill_midway=False)
 
 
 async def test_sigkill_midstream_loses_nothing_and_counts_nothing_twice(
-        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        topics: Settings, redis: Redis, core: Core, producer: AIOKafkaProducer,
         start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
-    await _run_scenario(topics, redis, producer, start_worker, kill_midway=True)
+    await _run_scenario(topics, redis, core, producer, start_worker, kill_midway=True)

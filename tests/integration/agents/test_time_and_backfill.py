@@ -14,10 +14,9 @@ from redis.asyncio import Redis
 from stream.config import Settings
 from stream.rules import parse_segment
 from stream.segments import Segment
-from stream.state.catalog import create_segment
 from stream.state.jobs import JobStore
 from stream.state.keys import Keys
-from stream.state.segments import SegmentStore
+from stream.wiring import Core
 from tests.integration.conftest import Proc, eventually, produce_json
 from tests.integration.scenario import expected_members, generate
 
@@ -25,10 +24,8 @@ pytestmark = pytest.mark.integration
 DAY_MS = 86_400_000
 
 
-async def _segment(settings: Settings, redis: Redis, kind: str, rule: dict[str, Any]) -> tuple[Segment, str | None]:
-    keys = Keys(settings.key_prefix)
-    return await create_segment(SegmentStore(redis, keys), JobStore(redis, keys),
-                                parse_segment({"name": "t", "kind": kind, "rule": rule}), settings.partitions)
+async def _segment(core: Core, kind: str, rule: dict[str, Any]) -> tuple[Segment, str | None]:
+    return await core.catalog.create_segment(parse_segment({"name": "t", "kind": kind, "rule": rule}))
 
 
 async def _job_done(settings: Settings, redis: Redis, job_id: str) -> bool:
@@ -38,12 +35,12 @@ async def _job_done(settings: Settings, redis: Redis, job_id: str) -> bool:
 
 
 async def test_window_exit_and_did_not_entry_happen_on_time(
-        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        topics: Settings, redis: Redis, core: Core, producer: AIOKafkaProducer,
         start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
     settings, keys = topics, Keys(topics.key_prefix)
     await start_worker(settings)
-    did = await _segment(settings, redis, "past_behavior", {"event": {"name": "Viewed", "within_days": 1}})
-    did_not = await _segment(settings, redis, "past_behavior",
+    did = await _segment(core, "past_behavior", {"event": {"name": "Viewed", "within_days": 1}})
+    did_not = await _segment(core, "past_behavior",
                              {"not": {"event": {"name": "Viewed", "within_days": 1}}})
     for _, job in (did, did_not):
         assert job is not None
@@ -81,7 +78,7 @@ async def test_window_exit_and_did_not_entry_happen_on_time(
 
 
 async def test_past_behavior_backfill_matches_the_oracle_while_events_keep_coming(
-        topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+        topics: Settings, redis: Redis, core: Core, producer: AIOKafkaProducer,
         start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
     settings, keys = topics, Keys(topics.key_prefix)
     await start_worker(settings)
@@ -112,7 +109,7 @@ async def test_past_behavior_backfill_matches_the_oracle_while_events_keep_comin
         await producer.flush()
 
     feeder = asyncio.create_task(keep_producing())
-    made = [await _segment(settings, redis, "past_behavior", r) for r in rules]
+    made = [await _segment(core, "past_behavior", r) for r in rules]
     await feeder
     for _, job in made:
         assert job is not None

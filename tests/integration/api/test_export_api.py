@@ -10,7 +10,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stream.api.snapshot import CHUNK
+from stream.state.snapshot import CHUNK
 from stream.config import Settings
 from tests.integration.api.test_segments_api import create
 from tests.integration.conftest import eventually, produce_json

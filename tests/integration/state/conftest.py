@@ -15,6 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
+from stream.config import Settings
+from stream.state.client import endpoint
+from stream.state.lua import LuaRunner
+from stream.state.resp import RespRouter
+
 _STARTUP_DEADLINE_SECONDS = 10.0
 
 
@@ -81,3 +86,13 @@ async def private_redis(private_redis_url: str) -> AsyncIterator[aioredis.Redis]
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def lua(private_redis: aioredis.Redis, private_redis_url: str) -> AsyncIterator[LuaRunner]:
+    """The production script runner (redis-py for single calls, the raw router for batches)."""
+    runner = LuaRunner(private_redis, RespRouter(endpoint(Settings(redis_url=private_redis_url))))
+    try:
+        yield runner
+    finally:
+        await runner.close()

@@ -10,6 +10,8 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from stream.sketches import CHANNELS, NUM_CHANNELS, Estimate, RetainedSample, hash_unit
+from stream.state.keys import Keys
+from stream.state.lua import LuaRunner
 from stream.state.sample import SampleStore
 
 pytestmark = pytest.mark.integration
@@ -51,16 +53,16 @@ async def aiter_of(items: list[tuple[str, int]]) -> AsyncIterator[tuple[str, int
         yield item
 
 
-async def test_keys_share_one_cluster_slot(private_redis: aioredis.Redis) -> None:
-    store = SampleStore(private_redis, PREFIX, 5)
+async def test_keys_share_one_cluster_slot(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 5)
     keys = store.keys("seg-1")
     assert keys == ("t:sk:{seg-1}:z", "t:sk:{seg-1}:m", "t:sk:{seg-1}:s")
     assert len({key_slot(k.encode()) for k in keys}) == 1
 
 
-async def test_store_equals_reference_through_random_transitions(private_redis: aioredis.Redis) -> None:
+async def test_store_equals_reference_through_random_transitions(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
     rng = random.Random(5)
-    store = SampleStore(private_redis, PREFIX, 5)  # K = 32: trims happen often
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 5)  # K = 32: trims happen often
     refs = {"a": RetainedSample(5), "b": RetainedSample(5)}
     for _ in range(80):
         batch = random_batch(rng, 700, rng.randrange(1, 150))
@@ -75,8 +77,8 @@ async def test_store_equals_reference_through_random_transitions(private_redis: 
     assert reach == {name: refs["a"].reach(c) for c, name in enumerate(CHANNELS)}
 
 
-async def test_hashes_are_stored_exactly(private_redis: aioredis.Redis) -> None:
-    store = SampleStore(private_redis, PREFIX, 10)
+async def test_hashes_are_stored_exactly(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 10)
     users = [f"exact-{i}" for i in range(500)]
     await store.apply({"s": [(uid, 1) for uid in users]})
     z, _, _ = store.keys("s")
@@ -84,9 +86,9 @@ async def test_hashes_are_stored_exactly(private_redis: aioredis.Redis) -> None:
         assert await private_redis.zscore(z, uid) == hash_unit(uid)
 
 
-async def test_replaying_a_batch_changes_nothing(private_redis: aioredis.Redis) -> None:
+async def test_replaying_a_batch_changes_nothing(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
     rng = random.Random(9)
-    store = SampleStore(private_redis, PREFIX, 4)
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 4)
     for _ in range(60):
         # Users repeat inside a batch (join then leave, say): the replay must still be a no-op.
         changes = {"s": random_batch(rng, 400, rng.randrange(1, 120))}
@@ -97,12 +99,12 @@ async def test_replaying_a_batch_changes_nothing(private_redis: aioredis.Redis) 
     assert before[0] < 1.0
 
 
-async def test_replaying_a_suffix_keeps_exactly_the_members_below_theta(
+async def test_replaying_a_suffix_keeps_exactly_the_members_below_theta(lua: LuaRunner, 
     private_redis: aioredis.Redis,
 ) -> None:
     """At-least-once redelivery of several batches may lower theta, never corrupt the sample."""
     rng = random.Random(13)
-    store = SampleStore(private_redis, PREFIX, 4)
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 4)
     batches = [{"s": random_batch(rng, 300, 60)} for _ in range(40)]
     for changes in batches + batches[25:]:
         await store.apply(changes)
@@ -119,9 +121,9 @@ async def test_replaying_a_suffix_keeps_exactly_the_members_below_theta(
     assert counts == tuple(sum(1 for _, m in entries.values() if m >> c & 1) for c in range(NUM_CHANNELS))
 
 
-async def test_estimate_is_exact_below_nominal_entries(private_redis: aioredis.Redis) -> None:
+async def test_estimate_is_exact_below_nominal_entries(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
     rng = random.Random(17)
-    store = SampleStore(private_redis, PREFIX, 10)  # K = 1024
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 10)  # K = 1024
     members = {f"m-{i}": rng.randrange(32) for i in range(1800)}
     await store.apply({"s": list(members.items())})
     leaving = rng.sample(sorted(members), 600)
@@ -140,39 +142,23 @@ async def test_estimate_is_exact_below_nominal_entries(private_redis: aioredis.R
         assert reach[name] == Estimate(exact, exact, exact)
 
 
-async def test_estimate_of_an_unknown_segment_is_an_exact_zero(private_redis: aioredis.Redis) -> None:
-    size, reach = await SampleStore(private_redis, PREFIX, 12).estimate("nope")
+async def test_estimate_of_an_unknown_segment_is_an_exact_zero(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
+    size, reach = await SampleStore(private_redis, lua, Keys(PREFIX), 12).estimate("nope")
     assert size == Estimate(0, 0, 0)
     assert set(reach) == set(CHANNELS)
     assert all(e == Estimate(0, 0, 0) for e in reach.values())
 
 
-async def test_works_with_a_client_that_returns_bytes(private_redis_url: str) -> None:
-    client = aioredis.Redis.from_url(private_redis_url)
-    try:
-        store = SampleStore(client, "bytes:", 4)
-        ref = RetainedSample(4)
-        transitions: list[tuple[str, int | None]] = [(f"b-{i}", i % 32) for i in range(300)]
-        await store.apply({"s": transitions})
-        feed(ref, transitions)
-        size, reach = await store.estimate("s")
-        assert size == ref.size()
-        assert reach["sms"] == ref.reach(1)
-        await store.delete("s")
-    finally:
-        await client.aclose()
-
-
-async def test_rejects_masks_outside_the_channels(private_redis: aioredis.Redis) -> None:
-    store = SampleStore(private_redis, PREFIX, 4)
+async def test_rejects_masks_outside_the_channels(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 4)
     with pytest.raises(ValueError, match="mask"):
         await store.apply({"s": [("u", 32)]})
     with pytest.raises(ValueError, match="lg_k"):
-        SampleStore(private_redis, PREFIX, 2)
+        SampleStore(private_redis, lua, Keys(PREFIX), 2)
 
 
-async def test_reset_and_delete(private_redis: aioredis.Redis) -> None:
-    store = SampleStore(private_redis, PREFIX, 4)
+async def test_reset_and_delete(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 4)
     await store.apply({"s": [(f"r-{i}", 3) for i in range(200)]})
     assert (await store.counters("s"))[0] < 1.0
     await store.reset("s")
@@ -184,9 +170,9 @@ async def test_reset_and_delete(private_redis: aioredis.Redis) -> None:
     assert await private_redis.exists(*store.keys("s")) == 0
 
 
-async def test_rebuild_restores_exactness_after_churn(private_redis: aioredis.Redis) -> None:
+async def test_rebuild_restores_exactness_after_churn(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
     rng = random.Random(21)
-    store = SampleStore(private_redis, PREFIX, 5)  # 2K = 64
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 5)  # 2K = 64
     everyone = [f"c-{i}" for i in range(3000)]
     await store.apply({"s": [(uid, rng.randrange(32)) for uid in everyone]})
     stayers = {uid: rng.randrange(32) for uid in rng.sample(everyone, 50)}
@@ -207,9 +193,9 @@ async def test_rebuild_restores_exactness_after_churn(private_redis: aioredis.Re
     assert sorted(await private_redis.keys("*")) == sorted(store.keys("s"))
 
 
-async def test_rebuild_of_a_large_segment_equals_the_reference(private_redis: aioredis.Redis) -> None:
+async def test_rebuild_of_a_large_segment_equals_the_reference(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
     rng = random.Random(23)
-    store = SampleStore(private_redis, PREFIX, 6)
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 6)
     await store.apply({"s": [(f"old-{i}", 1) for i in range(500)]})
     members = [(f"big-{i}", rng.randrange(32)) for i in range(7000)]  # several rebuild chunks
     await store.rebuild("s", aiter_of(members))
@@ -220,8 +206,8 @@ async def test_rebuild_of_a_large_segment_equals_the_reference(private_redis: ai
     assert sorted(await private_redis.keys("*")) == sorted(store.keys("s"))
 
 
-async def test_rebuild_to_empty_and_failed_rebuild(private_redis: aioredis.Redis) -> None:
-    store = SampleStore(private_redis, PREFIX, 4)
+async def test_rebuild_to_empty_and_failed_rebuild(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 4)
     await store.apply({"s": [(f"e-{i}", 7) for i in range(100)]})
     before = await snapshot(private_redis, store, "s")
 
@@ -241,9 +227,9 @@ async def test_rebuild_to_empty_and_failed_rebuild(private_redis: aioredis.Redis
     assert await private_redis.exists(*store.keys("s")[:2]) == 0
 
 
-async def test_survives_a_script_cache_flush(private_redis: aioredis.Redis) -> None:
+async def test_survives_a_script_cache_flush(lua: LuaRunner, private_redis: aioredis.Redis) -> None:
     """A Redis restart or failover empties the script cache; the next apply must reload, not fail."""
-    store = SampleStore(private_redis, PREFIX, 4)
+    store = SampleStore(private_redis, lua, Keys(PREFIX), 4)
     ref = RetainedSample(4)
     first: list[tuple[str, int | None]] = [(f"f-{i}", 1) for i in range(50)]
     await store.apply({"s": first})

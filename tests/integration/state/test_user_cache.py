@@ -12,6 +12,7 @@ from stream.membership import apply_event, apply_profile, reevaluate, update_due
 from stream.rules import parse_rule
 from stream.segments import SegmentIndex, make_segment
 from stream.state.keys import Keys
+from stream.state.lua import LuaRunner
 from stream.state.users import COMMITTED, CONFLICT, Lookup, UserStore
 
 pytestmark = pytest.mark.integration
@@ -32,13 +33,11 @@ INDEX = SegmentIndex.build(
 
 
 @pytest.mark.parametrize("seed", range(6))
-async def test_cached_hashes_equal_redis_after_every_commit(private_redis: aioredis.Redis, seed: int) -> None:
+async def test_cached_hashes_equal_redis_after_every_commit(private_redis: aioredis.Redis, lua: LuaRunner,
+                                                           seed: int) -> None:
     keys = Keys(f"cache{seed}:")
-    store = UserStore(private_redis, keys, 3600, cache_size=100)
-    try:
-        await _exercise(store, private_redis, keys, random.Random(seed), seed)
-    finally:
-        await store.close()
+    store = UserStore(private_redis, lua, keys, 3600, cache_size=100)
+    await _exercise(store, private_redis, keys, random.Random(seed), seed)
 
 
 async def _exercise(store: UserStore, private_redis: aioredis.Redis, keys: Keys, rng: random.Random,
@@ -64,21 +63,17 @@ async def _exercise(store: UserStore, private_redis: aioredis.Redis, keys: Keys,
         assert set(results) <= {COMMITTED}
         for user in users:
             store.settle(user)
-    cached = dict(store._cache)
+    cached = dict(store.cache._hashes)
     assert cached, "users were committed and cached"
     for uid, fields in cached.items():
         assert fields == await private_redis.hgetall(keys.user(uid)), uid
 
 
-async def test_a_write_from_elsewhere_is_caught_by_the_version(private_redis: aioredis.Redis) -> None:
+async def test_a_write_from_elsewhere_is_caught_by_the_version(private_redis: aioredis.Redis, lua: LuaRunner) -> None:
     keys = Keys("cachex:")
-    store = UserStore(private_redis, keys, 3600, cache_size=10)
-    other = UserStore(private_redis, keys, 3600)  # the API's list upload: no cache
-    try:
-        await _race(store, other)
-    finally:
-        await store.close()
-        await other.close()
+    store = UserStore(private_redis, lua, keys, 3600, cache_size=10)
+    other = UserStore(private_redis, lua, keys, 3600)  # the API's list upload: no cache
+    await _race(store, other)
 
 
 async def _race(store: UserStore, other: UserStore) -> None:

@@ -13,44 +13,33 @@ it expires on its own if the API dies mid-export.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
-from redis.asyncio import Redis
-
+from stream.state.bulk import Row, windows_with_fields
+from stream.state.client import Endpoint, RedisClient
 from stream.state.keys import Keys
+from stream.state.lua import LuaRunner, script
+from stream.state.resp import RespRouter
 
 CHUNK = 2000
 TTL_MS = 15 * 60 * 1000  # refreshed on every window, so only an abandoned snapshot expires
 
-_COPY_PAGE = """
-local page = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
-local ids = page[2]
-for i = 1, #ids, 1000 do
-  local args = {}
-  for j = i, math.min(i + 999, #ids) do
-    args[#args + 1] = 0
-    args[#args + 1] = ids[j]
-  end
-  redis.call('ZADD', KEYS[2], unpack(args))
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return page[1]
-"""
+SNAPSHOT_COPY = script("snapshot_copy")
 
 
 class MemberSnapshot:
-    def __init__(self, redis: Redis, keys: Keys, sid: str) -> None:
+    def __init__(self, redis: RedisClient, lua: LuaRunner, keys: Keys, sid: str) -> None:
         self.redis = redis
+        self.lua = lua
         self.members = keys.members(sid)
-        self.key = f"{keys.prefix}seg:{{{sid}}}:export:{uuid.uuid4().hex}"
-        self._copy = redis.register_script(_COPY_PAGE)
+        self.key = keys.export_snapshot(sid, uuid.uuid4().hex)
         self.total = 0
 
     async def take(self) -> None:
         """Copies the members as they are now; members joining meanwhile may or may not be in."""
         cursor = "0"
         while True:
-            cursor = str(await self._copy(keys=[self.members, self.key], args=[cursor, CHUNK, TTL_MS]))
+            cursor = str(await self.lua.call(SNAPSHOT_COPY, [self.members, self.key], [cursor, CHUNK, TTL_MS]))
             if cursor == "0":
                 break
         self.total = int(await self.redis.zcard(self.key))
@@ -71,3 +60,21 @@ class MemberSnapshot:
 
     async def drop(self) -> None:
         await self.redis.delete(self.key)
+
+
+async def member_rows(redis: RedisClient, lua: LuaRunner, keys: Keys, ep: Endpoint, sid: str,
+                      fields: Sequence[str]) -> AsyncIterator[tuple[list[str], list[Row]]]:
+    """A stable walk over the segment's members with their user fields, window by window.
+
+    The export's own raw router (its own connections, so a long export never
+    holds up the API's other requests) keeps the next window's reads queued
+    while the caller formats this one."""
+    snapshot = MemberSnapshot(redis, lua, keys, sid)
+    router = RespRouter(ep)
+    try:
+        await snapshot.take()
+        async for ids, rows in windows_with_fields(router, keys, snapshot.windows(), fields):
+            yield ids, rows
+    finally:
+        await router.close()
+        await snapshot.drop()

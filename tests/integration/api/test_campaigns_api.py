@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 async def test_campaigns_journeys_usage_and_delete_guard(api: httpx.AsyncClient) -> None:
     a = (await create(api, "A"))["id"]
     b = (await create(api, "B", kind="custom_list", rule=None))["id"]
-    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 0, "journeys": 0}
+    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 0, "journeys": 0, "segments": 0}
 
     resp = await api.post("/campaigns", json={"name": " Diwali ", "segment_id": a, "channel": "email"})
     assert resp.status_code == 201, resp.text
@@ -30,8 +30,8 @@ async def test_campaigns_journeys_usage_and_delete_guard(api: httpx.AsyncClient)
     assert (await api.get(f"/campaigns/{campaign['id']}")).json() == campaign
     assert (await api.get("/journeys")).json() == {"journeys": [journey]}
     assert (await api.get(f"/journeys/{journey['id']}")).json() == journey
-    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 1, "journeys": 1}
-    assert (await api.get(f"/segments/{b}/usage")).json() == {"campaigns": 0, "journeys": 1}
+    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 1, "journeys": 1, "segments": 0}
+    assert (await api.get(f"/segments/{b}/usage")).json() == {"campaigns": 0, "journeys": 1, "segments": 0}
 
     refused = await api.delete(f"/segments/{a}")
     assert refused.status_code == 409
@@ -42,10 +42,10 @@ async def test_campaigns_journeys_usage_and_delete_guard(api: httpx.AsyncClient)
 
     assert (await api.delete(f"/campaigns/{campaign['id']}")).status_code == 204
     assert (await api.get(f"/campaigns/{campaign['id']}")).status_code == 404
-    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 0, "journeys": 1}
+    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 0, "journeys": 1, "segments": 0}
     assert (await api.delete(f"/segments/{a}")).status_code == 409
     assert (await api.delete(f"/journeys/{journey['id']}")).status_code == 204
-    assert (await api.get(f"/segments/{b}/usage")).json() == {"campaigns": 0, "journeys": 0}
+    assert (await api.get(f"/segments/{b}/usage")).json() == {"campaigns": 0, "journeys": 0, "segments": 0}
     assert (await api.delete(f"/segments/{a}")).status_code == 204
     # a deleted segment cannot be used again
     resp = await api.post("/campaigns", json={"name": "Late", "segment_id": a, "channel": "sms"})
@@ -82,4 +82,4 @@ async def test_journey_with_a_repeated_segment_is_refused(api: httpx.AsyncClient
     resp = await api.post("/journeys", json={"name": "Twice", "segment_ids": [a, a]})
     assert resp.status_code == 422
     assert resp.json()["detail"] == "segment_ids: duplicate segment id"
-    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 0, "journeys": 0}
+    assert (await api.get(f"/segments/{a}/usage")).json() == {"campaigns": 0, "journeys": 0, "segments": 0}

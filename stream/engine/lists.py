@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
-
+from stream.engine.commit import Committer
 from stream.membership import ENTER, Transition, UserState
 from stream.segments import SegmentIndex
-from stream.state.commit import Committer
+from stream.state.client import RedisClient
 from stream.state.keys import Keys
 from stream.state.users import Lookup
 
 CHUNK = 1000
 
 
-async def resolve(redis: Redis, keys: Keys, kind: str, values: Sequence[str]) -> list[list[str]]:
+async def resolve(redis: RedisClient, keys: Keys, kind: str, values: Sequence[str]) -> list[list[str]]:
     """Per value, the user ids it may name; whether they exist is `add_members`' answer.
 
     A user_id names itself (the commit's own load then tells whether the user
@@ -42,6 +41,16 @@ async def resolve(redis: Redis, keys: Keys, kind: str, values: Sequence[str]) ->
     return out
 
 
+async def known_users(redis: RedisClient, keys: Keys, user_ids: Sequence[str]) -> set[str]:
+    """Which of the ids are known users: only those are logged in a list chunk."""
+    unique = list(dict.fromkeys(user_ids))
+    pipe = redis.pipeline(transaction=False)
+    for uid in unique:
+        pipe.exists(keys.user(uid))
+    flags = await pipe.execute() if unique else []
+    return {uid for uid, flag in zip(unique, flags, strict=True) if flag}
+
+
 async def add_members(committer: Committer, index: SegmentIndex, sid: str, user_ids: Sequence[str],
                       now_ms: int) -> set[str]:
     """Adds the known users among `user_ids` to list segment `sid`; returns those known users.
@@ -55,7 +64,7 @@ async def add_members(committer: Committer, index: SegmentIndex, sid: str, user_
         if sid in idx.segments and sid not in user.members:
             user.members.add(sid)
             user.outbox.append(Transition(sid, ENTER, now_ms, user.mask))
-            user.dirty.add("m")
+            user.dirty_members = True
         return []
 
     for start in range(0, len(unique), CHUNK):

@@ -1,9 +1,10 @@
-"""The one way user state changes reach Redis and the segment side.
+"""The one way user state changes reach the store, the segment side and Kafka.
 
 Load -> caller's pure work -> compare-and-set commit (retrying conflicts) ->
 segment-changes messages -> member sets and trend -> samples, timers, known
-users, identity index. The worker's events, timers and jobs use it, and so
-does the API's list upload, so every membership change takes the same path.
+users, identity index -> changelog. The worker's events, timers and jobs use
+it, and so do the API's list upload and the control plane's list replay, so
+every membership change takes the same path.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from redis.asyncio import Redis
+from aiokafka.partitioner import murmur2
 
 from stream import metrics
 from stream.membership import ENTER, EXIT, Transition, UserState, update_due
-from stream.outputs import Outputs
+from stream.outputs import ChangelogRecord, Outputs
 from stream.segments import SegmentIndex
-from stream.state.keys import Keys
-from stream.state.sample import SampleStore
-from stream.state.scripts import lua_source
-from stream.state.segments import MemberChange, SegmentStore
-from stream.state.users import COMMITTED, DUPLICATE, Lookup, UserStore
+from stream.state.segments import MemberChange
+from stream.state.store import EngineStore, SideEffects
+from stream.state.userhash import apply_commit, changelog_value
+from stream.state.users import COMMITTED, DUPLICATE, Lookup
 
 MAX_ATTEMPTS = 20
 IDENTITY_PROPS = ("email", "phone")
@@ -57,18 +57,24 @@ def needs_commit(user: UserState) -> bool:
     return bool(user.dirty or user.new_event_ids or user.outbox or user.stale_outbox)
 
 
+def partition_for(user_id: str, partitions: int) -> int:
+    """The input partition of a user: producers key by user_id with Kafka's default partitioner."""
+    return int(murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def change_name(t: Transition) -> str:
+    return "entered" if t.op == ENTER else "exited"
+
+
 class Committer:
-    def __init__(self, redis: Redis, keys: Keys, users: UserStore, segments: SegmentStore,
-                 samples: SampleStore, outputs: Outputs, timezone: str) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.users = users
-        self.segments = segments
-        self.samples = samples
+    def __init__(self, store: EngineStore, outputs: Outputs, timezone: str, partitions: int,
+                 changelog: bool = True) -> None:
+        self.store = store
         self.outputs = outputs
         self.zone = ZoneInfo(timezone)
+        self.partitions = partitions
+        self.changelog = changelog
         self._days: dict[int, str] = {}
-        self._identity = redis.register_script(lua_source("identity_update"))
 
     async def run(self, lookups: Sequence[Lookup], partition_of: dict[str, int | None], work: Work,
                   index: SegmentIndex, now: int, only_existing: bool = False,
@@ -79,7 +85,7 @@ class Committer:
         for _attempt in range(MAX_ATTEMPTS):
             if not pending:
                 break
-            users = await self.users.load(list(pending.values()), use_cache)
+            users = await self.store.load_users(list(pending.values()), use_cache)
             batch: list[tuple[UserState, dict[str, str], list[tuple[str, str]]]] = []
             for user in users:
                 if only_existing and not user.exists:
@@ -90,7 +96,7 @@ class Committer:
                 update_due(user, index, now)
                 batch.append((user, before, outs))
             to_commit = [u for u, _, _ in batch if needs_commit(u)]
-            results = await self.users.commit(to_commit)
+            results = await self.store.commit_users(to_commit)
             committed = {id(u) for u, r in zip(to_commit, results, strict=True) if r == COMMITTED}
             for user, result in zip(to_commit, results, strict=True):
                 if result == DUPLICATE:
@@ -105,9 +111,11 @@ class Committer:
         for (topic, outcome), count in Counter(outcomes).items():
             metrics.EVENTS_PROCESSED.labels(topic, outcome).inc(count)
         report = await self._publish(applied, index, now)
-        if use_cache:  # a job sweeping every user would only push the hot ones out
-            for a in applied:
-                self.users.settle(a.user)
+        for a in applied:
+            if use_cache:  # a job sweeping every user would only push the hot ones out
+                self.store.settle(a.user)
+            else:
+                a.user.stored = a.user.written = None
         return report
 
     async def _publish(self, applied: list[Applied], index: SegmentIndex, now: int) -> CommitReport:
@@ -125,68 +133,76 @@ class Committer:
                 if t.segment_id in index.segments:
                     member_changes[t.segment_id].append(("1" if t.op == ENTER else "0", uid, self.day(t.at_ms)))
                     origin[t.segment_id].append((is_fresh, uid, t))
-        changed = await self.segments.apply_members(member_changes)
+        changed = await self.store.apply_members(member_changes)
         recovered: list[tuple[str, Transition]] = []
         counted: Counter[tuple[str, str]] = Counter()
-        for sid, flags in changed.items():
-            for (is_fresh, uid, t), flag in zip(origin[sid], flags, strict=True):
+        trend_records: list[tuple[str, bytes]] = []
+        for sid, result in changed.items():
+            for (is_fresh, uid, t), flag in zip(origin[sid], result.flags, strict=True):
                 if flag:
-                    counted[sid, _change(t)] += 1
+                    counted[sid, change_name(t)] += 1
                     if not is_fresh:
                         recovered.append((uid, t))
                 if is_fresh:
-                    report.transitions.append((uid, _change(t), t))
+                    report.transitions.append((uid, change_name(t), t))
+            trend_records += [(f"{sid}:{day}", json.dumps({"e": e, "x": x}, separators=(",", ":")).encode())
+                              for day, (e, x) in result.days.items()]
         for (sid, change), count in counted.items():
             metrics.SEGMENT_TRANSITIONS.labels(sid, change).inc(count)
         if recovered:
             await self.outputs.send_changes([self.change_record(u, t) for u, t in recovered])
-        await self._side_effects(applied, index, now, set(member_changes))
+        await self._side_effects(applied, index, set(member_changes))
+        if self.changelog:
+            await self._changelog(applied, trend_records)
         return report
 
-    async def _side_effects(self, applied: list[Applied], index: SegmentIndex, now: int,
-                            touched_segments: set[str]) -> None:
+    async def _changelog(self, applied: list[Applied], trend_records: list[tuple[str, bytes]]) -> None:
+        """The committed hashes, so an empty Redis can be rebuilt (docs/DURABILITY.md). After the
+        Redis writes and before the input is acknowledged, like every other effect."""
+        records: list[ChangelogRecord] = []
+        for a in applied:
+            user = a.user
+            if user.written is None or user.stored is None:
+                continue
+            merged = user.stored
+            apply_commit(merged, *user.written)
+            user.written = None  # merged in place: settle caches `stored` as is
+            partition = a.partition if a.partition is not None else partition_for(user.user_id, self.partitions)
+            records.append((partition, user.user_id, changelog_value(merged)))
+        if records:
+            await self.outputs.send_changelog(records)
+        if trend_records:
+            await self.outputs.send_trend(trend_records)
+
+    async def _side_effects(self, applied: list[Applied], index: SegmentIndex, touched_segments: set[str]) -> None:
         sample_changes: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
-        known: dict[int, list[str]] = defaultdict(list)
-        due: dict[int, dict[str, int]] = defaultdict(dict)
-        undue: dict[int, list[str]] = defaultdict(list)
-        pipe = self.redis.pipeline(transaction=False)
+        effects = SideEffects()
         for a in applied:
             user = a.user
             for t in [*user.stale_outbox, *user.outbox]:
                 if t.segment_id in index.segments:
                     sample_changes[t.segment_id].append((user.user_id, None if t.op == EXIT else t.mask))
             if a.partition is not None and a.committed:
-                known[a.partition].append(user.user_id)
+                effects.known.setdefault(a.partition, []).append(user.user_id)
             # Only a changed due (or one a crash may have lost) needs the timer set touched.
-            if a.partition is not None and a.committed and ("n" in user.dirty or user.timer_queued):
+            if a.partition is not None and a.committed and (user.dirty_due or user.timer_queued):
                 if user.due_ms is None:
-                    undue[a.partition].append(user.user_id)
+                    effects.undue.setdefault(a.partition, []).append(user.user_id)
                 else:
-                    due[a.partition][user.user_id] = user.due_ms
+                    effects.due.setdefault(a.partition, {})[user.user_id] = user.due_ms
             after = identities(user)
             for prop, value in a.identities_before.items():
                 if after.get(prop) != value:
-                    await self._identity(keys=[self.keys.identity(prop, value)], args=["-", value, user.user_id],
-                                         client=pipe)
+                    effects.identity.append(("-", prop, value, user.user_id))
             for prop, value in after.items():
                 if a.identities_before.get(prop) != value:
-                    await self._identity(keys=[self.keys.identity(prop, value)], args=["+", value, user.user_id],
-                                         client=pipe)
-        for partition, uids in known.items():
-            pipe.sadd(self.keys.known(partition), *uids)
-        # One command per partition, not per user.
-        for partition, scores in due.items():
-            pipe.zadd(self.keys.due(partition), scores)
-        for partition, uids in undue.items():
-            pipe.zrem(self.keys.due(partition), *uids)
-        sizes = sorted(touched_segments)
-        for sid in sizes:
-            pipe.scard(self.keys.members(sid))
-        replies = await pipe.execute()
-        for sid, size in zip(sizes, replies[len(replies) - len(sizes) :], strict=True):
+                    effects.identity.append(("+", prop, value, user.user_id))
+        effects.sizes = sorted(touched_segments)
+        sizes = await self.store.side_effects(effects)
+        for sid, size in sizes.items():
             metrics.SEGMENT_MEMBERS.labels(sid).set(size)
         if sample_changes:
-            await self.samples.apply(sample_changes)
+            await self.store.apply_samples(sample_changes)
 
     def day(self, at_ms: int) -> str:
         """Trend days follow the configured zone's midnights; memoised per minute, since today's
@@ -202,9 +218,5 @@ class Committer:
     @staticmethod
     def change_record(user_id: str, t: Transition) -> tuple[str, bytes]:
         ts = datetime.fromtimestamp(t.at_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-        value = {"segment_id": t.segment_id, "user_id": user_id, "change": _change(t), "ts": ts}
+        value = {"segment_id": t.segment_id, "user_id": user_id, "change": change_name(t), "ts": ts}
         return user_id, json.dumps(value, separators=(",", ":")).encode()
-
-
-def _change(t: Transition) -> str:
-    return "entered" if t.op == ENTER else "exited"

@@ -23,7 +23,10 @@ from stream.api.models import (
     errors,
 )
 from stream.api.routes.segments import iso
-from stream.state.registry_store import CAMPAIGN, JOURNEY
+from stream.control.catalog import Missing
+from stream.state.campaigns import UserKind
+
+CAMPAIGN, JOURNEY = UserKind.CAMPAIGN, UserKind.JOURNEY
 
 router = APIRouter(tags=["campaigns and journeys"])
 ItemId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -46,30 +49,32 @@ def _missing(field: str, sid: str) -> HTTPException:
 NOUN = {CAMPAIGN: "campaign", JOURNEY: "journey"}
 
 
-async def _get_or_404(svc: Services, kind: str, item_id: str) -> dict[str, Any]:
-    item = await svc.registry.get(kind, item_id)
+async def _get_or_404(svc: Services, kind: UserKind, item_id: str) -> dict[str, Any]:
+    item = await svc.core.campaigns.get(kind, item_id)
     if item is None:
         raise HTTPException(404, detail=f"{NOUN[kind]} {item_id!r} not found")
     return item
 
 
-async def _remove_or_404(svc: Services, kind: str, item_id: str) -> Response:
-    if not await svc.registry.remove(kind, item_id):
+async def _remove_or_404(svc: Services, kind: UserKind, item_id: str) -> Response:
+    if not await svc.core.catalog.remove_user_of(kind, item_id):
         raise HTTPException(404, detail=f"{NOUN[kind]} {item_id!r} not found")
     return Response(status_code=204)
 
 
 @router.post("/campaigns", status_code=201, response_model=CampaignOut, responses=errors(400, 422))
 async def create_campaign(svc: Svc, body: CampaignIn) -> dict[str, Any]:
-    stored = await svc.registry.add(CAMPAIGN, {"name": body.name, "channel": body.channel}, [body.segment_id])
-    if isinstance(stored, str):
-        raise _missing("segment_id", stored)
+    try:
+        stored = await svc.core.catalog.add_user_of(CAMPAIGN, {"name": body.name, "channel": body.channel},
+                                                    [body.segment_id])
+    except Missing as exc:
+        raise _missing("segment_id", exc.segment_id) from exc
     return campaign_body(stored)
 
 
 @router.get("/campaigns", response_model=CampaignList)
 async def list_campaigns(svc: Svc) -> dict[str, Any]:
-    return {"campaigns": [campaign_body(it) for it in await svc.registry.items(CAMPAIGN)]}
+    return {"campaigns": [campaign_body(it) for it in await svc.core.campaigns.items(CAMPAIGN)]}
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, responses=errors(404, 422))
@@ -86,15 +91,16 @@ async def delete_campaign(svc: Svc, campaign_id: ItemId) -> Response:
 async def create_journey(svc: Svc, body: JourneyIn) -> dict[str, Any]:
     if len(set(body.segment_ids)) != len(body.segment_ids):
         raise HTTPException(422, detail="segment_ids: duplicate segment id")
-    stored = await svc.registry.add(JOURNEY, {"name": body.name}, list(body.segment_ids))
-    if isinstance(stored, str):
-        raise _missing("segment_ids", stored)
+    try:
+        stored = await svc.core.catalog.add_user_of(JOURNEY, {"name": body.name}, list(body.segment_ids))
+    except Missing as exc:
+        raise _missing("segment_ids", exc.segment_id) from exc
     return journey_body(stored)
 
 
 @router.get("/journeys", response_model=JourneyList)
 async def list_journeys(svc: Svc) -> dict[str, Any]:
-    return {"journeys": [journey_body(it) for it in await svc.registry.items(JOURNEY)]}
+    return {"journeys": [journey_body(it) for it in await svc.core.campaigns.items(JOURNEY)]}
 
 
 @router.get("/journeys/{journey_id}", response_model=JourneyOut, responses=errors(404, 422))
@@ -110,5 +116,5 @@ async def delete_journey(svc: Svc, journey_id: ItemId) -> Response:
 @router.get("/segments/{sid}/usage", response_model=UsageOut, responses=errors(404, 422), tags=["segments"])
 async def usage(svc: Svc, sid: SegmentId) -> dict[str, int]:
     await get_segment_or_404(svc, sid)
-    used = await svc.registry.usage(sid)
-    return {"campaigns": used.campaigns, "journeys": used.journeys}
+    used = await svc.core.campaigns.usage(sid)
+    return {"campaigns": used.campaigns, "journeys": used.journeys, "segments": used.segments}

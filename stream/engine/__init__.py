@@ -1,0 +1,1 @@
+"""The Kafka-free engine: batches in, committed state and segment changes out; jobs; recount."""

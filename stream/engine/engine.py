@@ -1,0 +1,233 @@
+"""The engine: batches of inputs in, committed per-user state and segment changes out.
+
+Kafka-free on purpose: the Faust agent hands it `Message`s, the tests and
+`stream.testing` do the same without a broker, and it talks to an
+`EngineStore` (Redis, or dicts in unit tests). One asyncio lock serialises
+event batches, window timers, replays and job chunks inside a worker, so they
+never race on a user; the per-user compare-and-set only has zombies to fend
+off. A batch returns only once every effect is stored (and acknowledged by
+Redis replicas where there are any) and its resume points moved, so the
+caller may then acknowledge the input (docs/DURABILITY.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+from stream import metrics
+from stream.config import Settings
+from stream.engine.commit import CommitReport, Committer, Work
+from stream.engine.definitions import Definitions
+from stream.engine.resume import Gap, ResumePoints
+from stream.ingest import Event, Invalid, Limits, ProfileUpdate, parse_event, parse_profile
+from stream.membership import (
+    ENTER,
+    EXIT,
+    UserState,
+    apply_event,
+    apply_profile,
+    forget_segments,
+    next_due_ms,
+    reevaluate,
+)
+from stream.outputs import DeadLetter, Message, Outputs
+from stream.segments import SegmentIndex
+from stream.state.store import EngineStore
+from stream.state.users import Lookup
+
+MAX_REPLAYED_CHANGES = 1000  # per user per tick; the rest waits for the next tick
+Item = tuple[Message, Event | ProfileUpdate]
+
+
+class Engine:
+    def __init__(self, store: EngineStore, settings: Settings, outputs: Outputs,
+                 clock: Callable[[], float] = time.time, writer: str = "engine") -> None:
+        self.store = store
+        self.settings = settings
+        self.outputs = outputs
+        self.clock = clock
+        self.limits = Limits.from_settings(settings)
+        self.definitions = Definitions(store)
+        self.committer = Committer(store, outputs, settings.timezone, settings.partitions, settings.changelog)
+        self.resume = ResumePoints(store, writer, (settings.topic_events, settings.topic_profiles))
+        self.lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    async def process(self, messages: Sequence[Message], replay: bool = False) -> CommitReport:
+        """Applies one batch; `replay` for a gap re-read from the log (no resume-point filter).
+
+        Returns after every effect is stored and Kafka acknowledged it, so the caller may
+        then acknowledge the messages. Gaps found on the way are in `resume.pending_gaps()`."""
+        async with self.lock:
+            now = self.now_ms()
+            index = await self.definitions.current()
+            for topic, count in Counter(msg.topic for msg in messages).items():
+                metrics.EVENTS_CONSUMED.labels(topic).inc(count)
+            positions: dict[tuple[int, str], int] = {}
+            if replay:
+                live = list(messages)
+            else:
+                live, skipped, positions = self.resume.admit(messages)
+                if skipped:
+                    metrics.EVENTS_PROCESSED.labels("any", "replayed").inc(skipped)
+            inputs: dict[str, list[Item]] = defaultdict(list)
+            partition_of: dict[str, int | None] = {}
+            dead: list[DeadLetter] = []
+            forgotten = 0
+            for msg in live:
+                try:
+                    item: Event | ProfileUpdate = (
+                        parse_event(msg.value, now, self.limits) if msg.topic == self.settings.topic_events
+                        else parse_profile(msg.value, now, self.limits)
+                    )
+                except Invalid as exc:
+                    dead.append(DeadLetter(msg, exc.reason, exc.detail))
+                    continue
+                gone_at = index.forgotten.get(item.user_id)
+                if gone_at is not None and msg.timestamp_ms < gone_at:
+                    forgotten += 1  # appended before the forget: never applied again
+                    continue
+                inputs[item.user_id].append((msg, item))
+                partition_of[item.user_id] = msg.partition
+            if forgotten:
+                metrics.EVENTS_PROCESSED.labels("any", "forgotten").inc(forgotten)
+            if dead:
+                await self.outputs.send_dead_letters(dead)
+                for letter in dead:
+                    metrics.DLQ_MESSAGES.labels(letter.reason).inc()
+                    metrics.EVENTS_PROCESSED.labels(letter.message.topic, "invalid").inc()
+            metrics.BATCH_SIZE.observe(len(messages))
+
+            def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+                return self._apply_inputs(user, inputs[user.user_id], idx, now)
+
+            lookups = [
+                Lookup(uid, [i.event_id for _, i in items if isinstance(i, Event)])
+                for uid, items in inputs.items()
+            ]
+            report = await self.committer.run(lookups, partition_of, work, index, now)
+            await self.store.wait_durable()
+            if not replay:
+                self.resume.advance(positions)
+                await self.resume.persist({m.partition for m in messages})
+            done = self.clock()
+            for msg in live:
+                metrics.END_TO_END_LATENCY.observe(max(0.0, done - msg.timestamp_ms / 1000))
+            event_ts = [i.ts_ms for items in inputs.values() for _, i in items if isinstance(i, Event)]
+            if event_ts:
+                metrics.EVENT_TIME_LAG.set(max(0.0, done - max(event_ts) / 1000))
+            return report
+
+    def _apply_inputs(self, user: UserState, items: list[Item], index: SegmentIndex, now: int) -> list[tuple[str, str]]:
+        was_known = user.exists
+        mask_before = user.mask
+        forget_segments(user, index.segments.keys())
+        touched: set[str] = set()
+        profile_changed = False
+        outcomes: list[tuple[str, str]] = []
+        events_topic = self.settings.topic_events
+        for msg, item in items:
+            applied_at = user.applied_events if msg.topic == events_topic else user.applied_profiles
+            if msg.offset <= applied_at:  # redelivered (or replayed): this user already has it
+                outcomes.append((msg.topic, "duplicate"))
+                continue
+            if msg.topic == events_topic:
+                user.applied_events = msg.offset
+            else:
+                user.applied_profiles = msg.offset
+            user.dirty_applied = True
+            if isinstance(item, Event):
+                if item.event_id in user.seen_event_ids:
+                    outcomes.append((msg.topic, "duplicate"))
+                    continue
+                user.seen_event_ids.add(item.event_id)
+                user.new_event_ids.append(item.event_id)
+                touched |= apply_event(user, item, index, msg.timestamp_ms)
+            elif apply_profile(user, item):
+                profile_changed = True
+            else:
+                outcomes.append((msg.topic, "stale"))
+                continue
+            outcomes.append((msg.topic, "ok"))
+        sids = index.ruled if (not was_known or profile_changed) else frozenset(touched)
+        reevaluate(user, index, sids, now, mask_before)
+        return outcomes
+
+    def pending_gaps(self) -> list[Gap]:
+        return self.resume.pending_gaps()
+
+    async def gap_replayed(self, gap: Gap) -> None:
+        """After a gap's messages went through `process(..., replay=True)`: its partition's
+        resume point may move again."""
+        async with self.lock:
+            self.resume.gap_done(gap)
+            await self.store.wait_durable()
+            await self.resume.persist([gap.partition])
+
+    # -- timers ---------------------------------------------------------------------------
+
+    async def expire_due(self, partitions: Iterable[int], limit: int = 2000) -> int:
+        """Re-evaluates users whose window content changed by now; returns how many."""
+        async with self.lock:
+            now = self.now_ms()
+            index = await self.definitions.current()
+            partition_of: dict[str, int | None] = {}
+            due_at: dict[str, int] = {}
+            for uid, p, score in await self.store.due_users(list(partitions), now, limit):
+                partition_of[uid] = p
+                due_at[uid] = score
+            if not partition_of:
+                return 0
+
+            def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+                forget_segments(user, idx.segments.keys())
+                sids = (set(user.stored_aggs) | set(user.aggs)) & idx.ruled
+                # Replays every window change that fell due, each dated when the window
+                # moved rather than when a (possibly restarted) worker noticed, so the
+                # trend stays right across downtime.
+                at: int | None = due_at[user.user_id]
+                steps = 0
+                while at is not None and at <= now and steps < MAX_REPLAYED_CHANGES:
+                    found = reevaluate(user, idx, sids, at)
+                    metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
+                    at = next_due_ms(user, idx, at)
+                    steps += 1
+                reevaluate(user, idx, sids, now)
+                return []
+
+            await self.committer.run([Lookup(uid) for uid in partition_of], partition_of, work, index, now)
+            await self.store.wait_durable()
+            return len(partition_of)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def forget_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
+        """After a forget job ended the user's memberships: their state goes, and the changelog
+        gets a tombstone so a rebuild never brings them back."""
+        async with self.lock:
+            await self.store.delete_user(user_id, partition, identities)
+            if self.settings.changelog:
+                await self.outputs.send_changelog([(partition, user_id, None)])
+            await self.store.wait_durable()
+
+    async def run_users(self, user_ids: Sequence[str], partition: int | None, work: Work,
+                        only_existing: bool = True) -> CommitReport:
+        """For jobs: applies `work` to users under the engine lock. Users are read from the
+        store, not the worker's cache: a job may tally what it reads without committing,
+        and another process (the API's list upload) may have written them since."""
+        async with self.lock:
+            report = await self.committer.run([Lookup(u) for u in user_ids], dict.fromkeys(user_ids, partition),
+                                              work, self.definitions.index, self.now_ms(),
+                                              only_existing=only_existing, use_cache=False)
+            await self.store.wait_durable()
+            return report

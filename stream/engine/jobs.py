@@ -1,0 +1,321 @@
+"""Runs the parts of active jobs whose partitions this worker owns, several at once.
+
+Job kinds are a table (`KINDS`): each says how to run one partition's part
+and how to combine the parts. Parts run as concurrent tasks, up to
+`STREAM_JOB_CONCURRENCY` for backfills and cleanups, and recounts and
+forgets in a pool of their own, so an interactive Exact recount never waits
+behind a wave of creation backfills. Every chunk of a part takes the engine
+lock like a batch, so jobs and the stream interleave safely.
+
+- backfill: one scan of a partition's events for every segment created
+  together (`stream.engine.backfill`), then one pass over the known users;
+- recount: re-evaluates every known user from their stored state, corrects
+  drift and tallies exact figures;
+- cleanup: drops a deleted segment from every known user;
+- forget: ends a forgotten user's memberships and removes their state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stream import metrics
+from stream.config import Settings
+from stream.engine.backfill import LogSource, fold_partition
+from stream.engine.engine import Engine
+from stream.engine.recount import recount_partition
+from stream.membership import EXIT, Transition, UserState, forget_segments, merge_backfill, reevaluate
+from stream.rules import CHANNELS, channel_mask, reachability
+from stream.rules.jsonio import loads
+from stream.segments import Segment, SegmentIndex
+from stream.state.bulk import read_users, windows_with_fields
+from stream.state.client import RedisClient
+from stream.state.jobs import Job, JobKind, JobStore
+from stream.state.keys import Keys
+from stream.state.resp import RespRouter
+from stream.state.sample import SampleStore
+from stream.state.userhash import PROFILE, SUBSCRIPTIONS
+
+log = logging.getLogger(__name__)
+CHUNK = 500
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    part: Callable[[JobRunner, Job, int], Awaitable[Result]]
+    finish: Callable[[JobRunner, Job, list[Result]], Awaitable[Result]]
+    needs_segment: bool
+    interactive: bool  # runs in the pool that backfills cannot fill
+
+
+class JobRunner:
+    def __init__(self, engine: Engine, settings: Settings, owner: str, redis: RedisClient, keys: Keys,
+                 router: RespRouter, samples: SampleStore, log_source: LogSource,
+                 on_backfilled: Callable[[Sequence[str]], Awaitable[None]]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.owner = owner
+        self.redis = redis
+        self.keys = keys
+        self.router = router
+        self.samples = samples
+        self.log = log_source
+        self.on_backfilled = on_backfilled
+        self.jobs = JobStore(redis, keys)
+        self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._interactive: dict[str, bool] = {}
+
+    async def run_once(self, owned: Sequence[int]) -> None:
+        """Starts the parts this worker may run now; returns without waiting for them."""
+        self._running = {k: t for k, t in self._running.items() if not t.done()}
+        busy = {False: 0, True: 0}
+        for (job_id, _), _task in self._running.items():
+            busy[self._interactive.get(job_id, False)] += 1
+        index = await self.engine.definitions.reload()
+        found = [j for j in [await self.jobs.get(i) for i in await self.jobs.active()] if j is not None]
+        found.sort(key=lambda j: (not KINDS[j.kind].interactive, j.created_at_ms))
+        for job in found:
+            spec = KINDS[job.kind]
+            if spec.needs_segment and not any(t in index.segments for t in job.targets):
+                await self.jobs.complete(job, None, error="segment was deleted")
+                continue
+            if job.kind == JobKind.BACKFILL and not await self._backfill_ready(job, index):
+                continue
+            done = await self.jobs.parts_done(job.id)
+            for p in owned:
+                if busy[spec.interactive] >= self.settings.job_concurrency:
+                    break
+                if not job.covers(p) or p in done or (job.id, p) in self._running:
+                    continue
+                if not await self.jobs.lock(job.id, p, self.owner):
+                    continue
+                self._interactive[job.id] = spec.interactive
+                busy[spec.interactive] += 1
+                self._running[job.id, p] = asyncio.create_task(self._run_part(job, p))
+
+    async def drain(self) -> None:
+        """Waits for every running part (tests, shutdown)."""
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _run_part(self, job: Job, p: int) -> None:
+        spec = KINDS[job.kind]
+        try:
+            result = await spec.part(self, job, p)
+        except Exception as exc:
+            log.exception("job %s (%s) partition %s failed", job.id, job.kind, p)
+            metrics.JOB_FAILURES.labels(str(job.kind)).inc()
+            await self.jobs.complete(job, None, error=f"partition {p}: {exc}")
+            return
+        if await self.jobs.finish_part(job.id, p, result):
+            fresh = await self.jobs.get(job.id) or job
+            result = await spec.finish(self, fresh, await self.jobs.part_results(job.id))
+            await self.jobs.complete(fresh, result)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    async def users(self, partition: int) -> AsyncIterator[list[str]]:
+        cursor = 0
+        while True:
+            cursor, chunk = await self.redis.sscan(self.keys.known(partition), cursor, count=CHUNK)
+            if chunk:
+                yield sorted(str(uid) for uid in chunk)
+            if cursor == 0:
+                return
+
+    async def known_count(self, partition: int) -> int:
+        return max(1, int(await self.redis.scard(self.keys.known(partition))))
+
+    async def progress(self, job: Job, p: int, fraction: float) -> None:
+        await self.jobs.progress(job.id, p, min(1.0, fraction), self.owner)
+
+    def targets(self, job: Job) -> list[Segment]:
+        index = self.engine.definitions.index
+        return [index.segments[t] for t in job.targets if t in index.segments]
+
+    # -- backfill -----------------------------------------------------------------------------------
+
+    async def _backfill_ready(self, job: Job, index: SegmentIndex) -> bool:
+        """A shared backfill starts once it stopped gathering segments and every target's
+        handover has passed (only then is every pre-handover message in the log)."""
+        now = self.engine.now_ms()
+        if now < job.open_until_ms:
+            return False
+        targets = await self.jobs.seal(job.id) if not job.sealed else job.targets
+        handovers = [index.segments[t].handover_ms for t in targets or () if t in index.segments]
+        return bool(handovers) and now >= max(handovers) + 1000
+
+
+async def _backfill_part(runner: JobRunner, job: Job, p: int) -> Result:
+    targets = runner.targets(job)
+    history = await fold_partition(runner.log, runner.settings.topic_events, p, targets, runner.engine.limits)
+    await runner.progress(job, p, 0.5)
+    ids = {s.id for s in targets}
+
+    def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+        # A user met only here (the live agent lags behind the log) is a known user all the
+        # same: decide every segment for them now, as the live path would.
+        sids = set(ids) if user.exists else set(idx.ruled)
+        user.exists = True
+        for sid in ids:
+            current = idx.segments.get(sid)
+            if current is not None:
+                merge_backfill(user, current, history.for_user(user.user_id, current))
+        reevaluate(user, idx, sids & set(idx.segments), runner.engine.now_ms())
+        return []
+
+    total = await runner.known_count(p) + len(history.aggs)
+    done = 0
+    async for chunk in runner.users(p):
+        await runner.engine.run_users(chunk, p, work)
+        done += len(chunk)
+        for uid in chunk:
+            history.aggs.pop(uid, None)  # merged: the rest are users the live agent has not reached
+        await runner.progress(job, p, 0.5 + 0.5 * done / total)
+    unseen = sorted(history.aggs)
+    for start in range(0, len(unseen), CHUNK):
+        await runner.engine.run_users(unseen[start:start + CHUNK], p, work, only_existing=False)
+        done += len(unseen[start:start + CHUNK])
+        await runner.progress(job, p, 0.5 + 0.5 * done / total)
+    return {"events_read": history.events_read, "users": done}
+
+
+async def _backfill_finish(runner: JobRunner, job: Job, parts: list[Result]) -> Result:
+    await runner.on_backfilled([t.id for t in runner.targets(job)])
+    return {"events_read": sum(int(r["events_read"]) for r in parts), "users": sum(int(r["users"]) for r in parts),
+            "segments": list(job.targets)}
+
+
+# -- recount --------------------------------------------------------------------------------------
+
+
+async def _recount_part(runner: JobRunner, job: Job, p: int) -> Result:
+    seg = runner.targets(job)[0]
+    total = await runner.known_count(p)
+
+    async def progress(users: int) -> None:
+        await runner.progress(job, p, users / total)
+
+    router = RespRouter(runner.router.ep)  # parts run concurrently; a router has one owner at a time
+
+    async def read(ids: Sequence[str], fields: Sequence[str]) -> list[list[str | None]]:
+        return await read_users(router, runner.keys, ids, fields)
+
+    try:
+        return await recount_partition(runner.engine, seg, p, runner.users(p), read, progress)
+    finally:
+        await router.close()
+
+
+async def _recount_finish(runner: JobRunner, job: Job, parts: list[Result]) -> Result:
+    sid = job.segment_id
+    result = {
+        "size": sum(int(r["size"]) for r in parts),
+        "blacklisted": sum(int(r["blacklisted"]) for r in parts),
+        "drift": sum(int(r["drift"]) for r in parts),
+        "users_scanned": sum(int(r["users"]) for r in parts),
+        "reachability": {c: sum(int(r["reachability"][c]) for r in parts) for c in CHANNELS},
+        "computed_at_ms": int(time.time() * 1000),
+    }
+    router = RespRouter(runner.router.ep)
+    try:
+        await rebuild_sample(runner.redis, router, runner.keys, runner.samples, sid)
+    finally:
+        await router.close()
+    await runner.redis.set(runner.keys.exact(sid), json.dumps(result, separators=(",", ":")))
+    metrics.RECOUNT_DURATION.observe(max(0.0, time.time() - job.created_at_ms / 1000))
+    return result
+
+
+async def rebuild_sample(redis: RedisClient, router: RespRouter, keys: Keys, samples: SampleStore,
+                         sid: str) -> None:
+    """The segment's estimate sample rebuilt from its member set (theta back to 1)."""
+
+    async def windows() -> AsyncIterator[list[str]]:
+        cursor = 0
+        while True:
+            cursor, chunk = await redis.sscan(keys.members(sid), cursor, count=2000)
+            if chunk:
+                yield [str(uid) for uid in chunk]
+            if cursor == 0:
+                return
+
+    async def members() -> AsyncIterator[tuple[str, int]]:
+        async for ids, rows in windows_with_fields(router, keys, windows(), (PROFILE, SUBSCRIPTIONS)):
+            for uid, (profile, subs) in zip(ids, rows, strict=True):
+                yield uid, channel_mask(reachability(loads(profile) if profile else {}, loads(subs) if subs else {}))
+
+    await samples.rebuild(sid, members())
+
+
+# -- cleanup --------------------------------------------------------------------------------------
+
+
+async def _cleanup_part(runner: JobRunner, job: Job, p: int) -> Result:
+    cleaned = 0
+
+    def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+        nonlocal cleaned
+        was = user.dirty
+        forget_segments(user, idx.segments.keys())
+        cleaned += int(user.dirty and not was)
+        return []
+
+    total, done = await runner.known_count(p), 0
+    async for chunk in runner.users(p):
+        await runner.engine.run_users(chunk, p, work)
+        done += len(chunk)
+        await runner.progress(job, p, done / total)
+    return {"users": done, "cleaned": cleaned}
+
+
+async def _cleanup_finish(runner: JobRunner, job: Job, parts: list[Result]) -> Result:
+    # Every owner reloaded the definitions before its part, so no batch writes these again.
+    for key in (*runner.keys.segment_keys(job.segment_id), runner.keys.segment_job(job.segment_id, JobKind.BACKFILL)):
+        await runner.redis.delete(key)
+    return {"users": sum(int(r["users"]) for r in parts), "cleaned": sum(int(r["cleaned"]) for r in parts)}
+
+
+# -- forget ---------------------------------------------------------------------------------------
+
+
+async def _forget_part(runner: JobRunner, job: Job, p: int) -> Result:
+    """Ends every membership with an `exited` change (member sets, trend, samples and the
+    segment-changes topic follow through the outbox), then removes the user's state, identity
+    entries, timer and known-set entry, and tombstones their changelog record."""
+    uid = job.targets[0]
+    ended: list[str] = []
+
+    def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
+        now = runner.engine.now_ms()
+        for sid in sorted(user.members):
+            user.outbox.append(Transition(sid, EXIT, now, user.mask))
+            ended.append(sid)
+        if user.members:
+            user.members.clear()
+            user.dirty_members = True
+        return []
+
+    report = await runner.engine.run_users([uid], p, work)
+    identities = [(k, str(v)) for u in report.applied for k, v in u.profile.items()
+                  if k in ("email", "phone") and isinstance(v, str)]
+    await runner.engine.forget_user(uid, p, identities)
+    return {"user_id": uid, "memberships_ended": len(ended), "found": bool(report.applied)}
+
+
+async def _forget_finish(runner: JobRunner, job: Job, parts: list[Result]) -> Result:
+    return parts[0] if parts else {"user_id": job.segment_id}
+
+
+KINDS: dict[JobKind, KindSpec] = {
+    JobKind.BACKFILL: KindSpec(_backfill_part, _backfill_finish, needs_segment=True, interactive=False),
+    JobKind.RECOUNT: KindSpec(_recount_part, _recount_finish, needs_segment=True, interactive=True),
+    JobKind.CLEANUP: KindSpec(_cleanup_part, _cleanup_finish, needs_segment=False, interactive=False),
+    JobKind.FORGET: KindSpec(_forget_part, _forget_finish, needs_segment=False, interactive=True),
+}

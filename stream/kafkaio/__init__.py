@@ -1,0 +1,1 @@
+"""Kafka clients: connection settings, the output producer, log readers, topic creation."""

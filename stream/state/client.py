@@ -1,0 +1,84 @@
+"""Redis connections made from the settings: one Redis or a Redis Cluster, plain or TLS.
+
+Every process builds its clients here, so the worker, the API, jobs and the
+raw RESP fast paths (`stream.state.resp`) all use the same nodes, credentials
+and certificates. In cluster mode `STREAM_REDIS_URL` lists seed nodes
+(comma separated); redis-py's cluster client discovers the rest.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from stream.config import Settings
+
+RedisClient: TypeAlias = Redis | RedisCluster
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect, parsed once from the settings."""
+
+    nodes: tuple[tuple[str, int], ...]
+    db: int
+    username: str | None
+    password: str | None
+    tls: bool
+    ca_certs: str | None
+    certfile: str | None
+    keyfile: str | None
+    cluster: bool
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=self.ca_certs or None)
+        if self.certfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile or None)
+        return ctx
+
+
+def endpoint(settings: Settings) -> Endpoint:
+    nodes: list[tuple[str, int]] = []
+    tls = False
+    username = password = None
+    db = 0
+    for url in settings.redis_url.split(","):
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"STREAM_REDIS_URL: unsupported scheme {parts.scheme!r} (redis:// or rediss://)")
+        tls = tls or parts.scheme == "rediss"
+        nodes.append((parts.hostname or "127.0.0.1", parts.port or 6379))
+        username = username or (unquote(parts.username) if parts.username else None)
+        password = password or (unquote(parts.password) if parts.password else None)
+        if parts.path.strip("/"):
+            db = int(parts.path.strip("/"))
+    if settings.redis_username:
+        username = settings.redis_username
+    if settings.redis_password.get_secret_value():
+        password = settings.redis_password.get_secret_value()
+    if settings.redis_cluster and db:
+        raise ValueError("STREAM_REDIS_URL: a Redis Cluster has only database 0")
+    return Endpoint(tuple(nodes), db, username, password, tls, settings.redis_ssl_ca_certs or None,
+                    settings.redis_ssl_certfile or None, settings.redis_ssl_keyfile or None, settings.redis_cluster)
+
+
+def connect(settings: Settings, **overrides: Any) -> RedisClient:
+    """A decode_responses client: every product key and value is text."""
+    ep = endpoint(settings)
+    kwargs: dict[str, Any] = {"decode_responses": True, "username": ep.username, "password": ep.password,
+                              "socket_connect_timeout": 5, "health_check_interval": 10}
+    if ep.tls:
+        kwargs.update(ssl=True, ssl_ca_certs=ep.ca_certs, ssl_certfile=ep.certfile, ssl_keyfile=ep.keyfile)
+    kwargs.update(overrides)
+    if ep.cluster:
+        kwargs.pop("health_check_interval", None)
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in ep.nodes], **kwargs)
+    host, port = ep.nodes[0]
+    return Redis(host=host, port=port, db=ep.db, **kwargs)

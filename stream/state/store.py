@@ -1,0 +1,215 @@
+"""What the engine asks of its state, as one interface with a Redis and an in-memory implementation.
+
+The engine (`stream.engine`) only talks to an `EngineStore`; `RedisEngineStore`
+is production (one Redis or a cluster), `stream.state.memory.MemoryEngineStore`
+is the same semantics in dicts, so the engine's unit tests run without Redis
+(as quix-streams' `state/memory` and bytewax's `testing` do). The Redis side's
+commands all touch one hash tag each (cluster rule); its batches go over the
+raw RESP router.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from redis.crc import key_slot
+
+from stream.membership import UserState
+from stream.segments import SegmentIndex
+from stream.state.client import RedisClient
+from stream.state.keys import Keys
+from stream.state.lua import LuaRunner, script
+from stream.state.sample import SampleStore
+from stream.state.segments import MemberChange, MembersApplied, SegmentStore
+from stream.state.users import Lookup, UserStore
+
+IDENTITY_UPDATE = script("identity_update")
+RESUME_ADVANCE = script("resume_advance")
+REPLICA_INFO_SECONDS = 5.0
+
+Resume = dict[str, int]  # topic -> next offset
+
+
+class ReplicasBehind(RuntimeError):
+    """A Redis master's replicas did not acknowledge the batch's writes in time."""
+
+
+@dataclass
+class SideEffects:
+    """Per-partition and per-identity writes that follow a batch's commits."""
+
+    known: dict[int, list[str]] = field(default_factory=dict)
+    due: dict[int, dict[str, int]] = field(default_factory=dict)
+    undue: dict[int, list[str]] = field(default_factory=dict)
+    identity: list[tuple[str, str, str, str]] = field(default_factory=list)  # (op, kind, value, user id)
+    sizes: list[str] = field(default_factory=list)  # segments whose size to report
+
+
+class EngineStore(Protocol):
+    async def load_users(self, lookups: Sequence[Lookup], use_cache: bool = True) -> list[UserState]: ...
+    async def commit_users(self, users: Sequence[UserState]) -> list[int]: ...
+    def settle(self, user: UserState) -> None: ...
+    def drop_cache(self) -> None: ...
+    async def apply_members(self, changes: Mapping[str, Sequence[MemberChange]]) -> dict[str, MembersApplied]: ...
+    async def apply_samples(self, changes: Mapping[str, Sequence[tuple[str, int | None]]]) -> None: ...
+    async def side_effects(self, effects: SideEffects) -> dict[str, int]: ...
+    async def due_users(self, partitions: Sequence[int], now_ms: int, limit: int) -> list[tuple[str, int, int]]: ...
+    async def definitions_version(self) -> int: ...
+    async def load_definitions(self) -> SegmentIndex: ...
+    async def read_resume(self, partition: int) -> tuple[Resume, str | None]: ...
+    async def advance_resume(self, partition: int, token: str, expected: str | None,
+                             offsets: Resume) -> tuple[Resume, str | None] | None: ...
+    async def wait_durable(self) -> None: ...
+    async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None: ...
+    async def close(self) -> None: ...
+
+
+def parse_resume(flat: Mapping[str, str]) -> tuple[Resume, str | None]:
+    return {k: int(v) for k, v in flat.items() if k != "w"}, flat.get("w")
+
+
+class RedisEngineStore:
+    def __init__(self, redis: RedisClient, lua: LuaRunner, keys: Keys, users: UserStore, segments: SegmentStore,
+                 samples: SampleStore, wait_replicas: int = 0, wait_timeout_ms: int = 1000) -> None:
+        self.redis = redis
+        self.lua = lua
+        self.keys = keys
+        self.users = users
+        self.segments = segments
+        self.samples = samples
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._replicas: dict[tuple[str, int], int] = {}
+        self._replicas_at = 0.0
+        self._tags: dict[tuple[str, int], str] = {}
+
+    async def load_users(self, lookups: Sequence[Lookup], use_cache: bool = True) -> list[UserState]:
+        return await self.users.load(lookups, use_cache)
+
+    async def commit_users(self, users: Sequence[UserState]) -> list[int]:
+        return await self.users.commit(users)
+
+    def settle(self, user: UserState) -> None:
+        self.users.settle(user)
+
+    def drop_cache(self) -> None:
+        self.users.cache.clear()
+
+    async def apply_members(self, changes: Mapping[str, Sequence[MemberChange]]) -> dict[str, MembersApplied]:
+        return await self.segments.apply_members(changes)
+
+    async def apply_samples(self, changes: Mapping[str, Sequence[tuple[str, int | None]]]) -> None:
+        await self.samples.apply(changes)
+
+    async def side_effects(self, effects: SideEffects) -> dict[str, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for partition, uids in effects.known.items():
+            pipe.sadd(self.keys.known(partition), *uids)
+        for partition, scores in effects.due.items():  # one command per partition, not per user
+            pipe.zadd(self.keys.due(partition), scores)
+        for partition, uids in effects.undue.items():
+            pipe.zrem(self.keys.due(partition), *uids)
+        for sid in effects.sizes:
+            pipe.scard(self.keys.members(sid))
+        replies = await pipe.execute() if len(pipe) else []
+        if effects.identity:
+            await self.lua.call_many([(IDENTITY_UPDATE, [self.keys.identity(kind, value)], [op, value, uid])
+                                      for op, kind, value, uid in effects.identity])
+        sizes = replies[len(replies) - len(effects.sizes):] if effects.sizes else []
+        return {sid: int(n) for sid, n in zip(effects.sizes, sizes, strict=True)}
+
+    async def due_users(self, partitions: Sequence[int], now_ms: int, limit: int) -> list[tuple[str, int, int]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for p in partitions:
+            pipe.zrangebyscore(self.keys.due(p), "-inf", now_ms, start=0, num=limit, withscores=True)
+        found: list[tuple[str, int, int]] = []
+        for p, rows in zip(partitions, await pipe.execute() if partitions else [], strict=True):
+            found += [(str(uid), p, int(score)) for uid, score in rows]
+        return found
+
+    async def definitions_version(self) -> int:
+        return await self.segments.version()
+
+    async def load_definitions(self) -> SegmentIndex:
+        return await self.segments.load_index()
+
+    async def read_resume(self, partition: int) -> tuple[Resume, str | None]:
+        flat = await self.redis.hgetall(self.keys.resume(partition))
+        return parse_resume({str(k): str(v) for k, v in flat.items()})
+
+    async def advance_resume(self, partition: int, token: str, expected: str | None,
+                             offsets: Resume) -> tuple[Resume, str | None] | None:
+        args: list[str | int] = [token, "*" if expected is None else expected]
+        for topic, offset in sorted(offsets.items()):
+            args += [topic, offset]
+        reply = await self.lua.call(RESUME_ADVANCE, [self.keys.resume(partition)], args)
+        if int(reply[0]) == 1:
+            return None
+        flat = [str(x) for x in reply[1:]]
+        return parse_resume(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
+        self.users.cache.take(user_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(self.keys.user(user_id))
+        pipe.delete(self.keys.dedupe(user_id))
+        pipe.srem(self.keys.known(partition), user_id)
+        pipe.zrem(self.keys.due(partition), user_id)
+        await pipe.execute()
+        if identities:
+            await self.lua.call_many([(IDENTITY_UPDATE, [self.keys.identity(kind, value)], ["-", value, user_id])
+                                      for kind, value in identities])
+
+    async def wait_durable(self) -> None:
+        """WAIT on every master for the replicas attached to it (none attached: nothing to wait for).
+
+        WAIT covers the writes of the connection it runs on, up to that
+        connection's last write; a watermark SET first makes that "everything
+        this master executed so far", whichever connection wrote it."""
+        if self.wait_replicas <= 0:
+            return
+        router = self.lua.router
+        now = time.monotonic()
+        if now - self._replicas_at > REPLICA_INFO_SECONDS:
+            self._replicas_at = now
+            infos = await router.on_every_master([b"INFO", b"replication"])
+            self._replicas = {node: _connected_replicas(str(info)) for node, info in infos.items()}
+        for node, attached in self._replicas.items():
+            want = min(self.wait_replicas, attached)
+            if want <= 0:
+                continue
+            tag = await self._tag_for(node)
+            reply = await router.on_node(node, [
+                [b"SET", self.keys.watermark(tag).encode(), str(time.time_ns()).encode()],
+                [b"WAIT", str(want).encode(), str(self.wait_timeout_ms).encode()]])
+            if int(reply[1]) < want:
+                self._replicas_at = 0.0  # look again: a replica may have gone
+                raise ReplicasBehind(f"redis {node[0]}:{node[1]}: {reply[1]} of {want} replicas acknowledged "
+                                     f"within {self.wait_timeout_ms} ms")
+
+    async def _tag_for(self, node: tuple[str, int]) -> str:
+        router = self.lua.router
+        if not router.ep.cluster:
+            return "w"
+        if node not in self._tags:
+            await router.node_for(None)
+            slots = router._slots or []
+            owned = {s for s, n in enumerate(slots) if n == node}
+            i = 0
+            while int(key_slot(f"w{i}".encode())) not in owned:
+                i += 1
+            self._tags[node] = f"w{i}"
+        return self._tags[node]
+
+    async def close(self) -> None:
+        await self.lua.close()
+
+
+def _connected_replicas(info: str) -> int:
+    for line in info.splitlines():
+        if line.startswith("connected_slaves:"):
+            return int(line.split(":", 1)[1])
+    return 0

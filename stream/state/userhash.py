@@ -1,0 +1,157 @@
+"""The user hash `u:{uid}`: its field names, decoding, encoding, the commit's arguments.
+
+The one home of the field letters: the engine, jobs, recount, export, lists,
+the changelog and `stream rebuild` all read and write users through these
+functions (table and reasons: docs/STATE.md). Short names because a field
+name is stored once per user: at a million users every letter costs a MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+from stream.membership import Transition, UserState
+from stream.rules import aggregates_to_json
+from stream.rules.jsonio import dumps, loads
+
+VERSION = "v"
+PROFILE = "p"
+PROFILE_TS = "pt"
+SUBSCRIPTIONS = "s"
+BLACKLISTED = "b"
+MEMBERS = "m"
+DUE = "n"
+TIMER_QUEUED = "zq"
+OUTBOX = "o"
+APPLIED_EVENTS = "qe"  # offset of the last `events` message applied to this user (its partition)
+APPLIED_PROFILES = "qp"  # same for `profiles`
+AGG_PREFIX = "a:"
+BACKFILL_PREFIX = "bf:"
+
+# What a reader needs to tell whether a user is in a segment and reachable (recount, export).
+DECIDING = (VERSION, PROFILE, SUBSCRIPTIONS, BLACKLISTED, MEMBERS)
+# Transient fields the changelog leaves out: they only make sense next to Redis' other keys.
+TRANSIENT = frozenset((OUTBOX, TIMER_QUEUED))
+
+
+def dedupe_token(event_id: str) -> str:
+    """A signed 64-bit hash of the event id, in decimal.
+
+    Redis keeps a set of integers as an intset: 8 bytes per id instead of a
+    hashtable entry of ~50 bytes plus the id itself. Two of one user's ids
+    colliding within the dedupe window has odds near n^2 / 2^64.
+    """
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return str(int.from_bytes(digest, "big", signed=True))
+
+
+def agg_field(sid: str) -> str:
+    return AGG_PREFIX + sid
+
+
+def backfill_field(sid: str) -> str:
+    return BACKFILL_PREFIX + sid
+
+
+def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
+    """Decodes a hash written through `changed_fields`; an empty hash is a user never seen."""
+    user = UserState(user_id=user_id, exists=bool(fields))
+    if not fields:
+        return user
+    user.version = int(fields.get(VERSION, "0"))
+    user.profile = loads(fields[PROFILE]) if PROFILE in fields else {}
+    user.profile_ts = int(fields.get(PROFILE_TS, "-1"))
+    user.subscriptions = loads(fields[SUBSCRIPTIONS]) if SUBSCRIPTIONS in fields else {}
+    user.blacklisted = fields.get(BLACKLISTED) == "1"
+    user.members = set(loads(fields[MEMBERS])) if MEMBERS in fields else set()
+    user.applied_events = int(fields.get(APPLIED_EVENTS, "-1"))
+    user.applied_profiles = int(fields.get(APPLIED_PROFILES, "-1"))
+    for name, value in fields.items():
+        if name.startswith(AGG_PREFIX):
+            user.stored_aggs[name[len(AGG_PREFIX):]] = value
+        elif name.startswith(BACKFILL_PREFIX):
+            user.backfilled.add(name[len(BACKFILL_PREFIX):])
+    user.timer_queued = TIMER_QUEUED in fields
+    if DUE in fields:
+        user.due_known = True
+        user.due_ms = None if fields[DUE] == "-" else int(fields[DUE])
+    if OUTBOX in fields:
+        user.stale_outbox = [Transition.from_list(row) for row in loads(fields[OUTBOX])]
+    return user
+
+
+def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
+    """What to HSET and HDEL: only what changed, so a hot user costs bytes, not kilobytes."""
+    to_set: dict[str, str] = {}
+    to_del: list[str] = []
+    if user.dirty_profile:
+        to_set[PROFILE] = dumps(user.profile)
+        to_set[PROFILE_TS] = str(user.profile_ts)
+        to_set[SUBSCRIPTIONS] = dumps(user.subscriptions)
+        to_set[BLACKLISTED] = "1" if user.blacklisted else "0"
+    for sid in sorted(user.dirty_aggs):
+        aggs = user.aggs.get(sid)
+        if aggs is None or all(a.count == 0 and not a.entries for a in aggs):
+            to_del.append(agg_field(sid))
+        else:
+            to_set[agg_field(sid)] = aggregates_to_json(aggs)
+    for sid in sorted(user.dirty_backfills):
+        if sid in user.backfilled:
+            to_set[backfill_field(sid)] = "1"
+        else:
+            to_del.append(backfill_field(sid))
+    if user.dirty_members:
+        to_set[MEMBERS] = dumps(sorted(user.members))
+    if user.dirty_applied:
+        to_set[APPLIED_EVENTS] = str(user.applied_events)
+        to_set[APPLIED_PROFILES] = str(user.applied_profiles)
+    if user.dirty_due:
+        to_set[DUE] = "-" if user.due_ms is None else str(user.due_ms)
+        to_set[TIMER_QUEUED] = "1"
+    elif user.timer_queued:
+        to_del.append(TIMER_QUEUED)
+    if user.outbox:
+        to_set[OUTBOX] = dumps([t.to_list() for t in user.outbox])
+    elif user.stale_outbox:
+        to_del.append(OUTBOX)
+    return to_set, to_del
+
+
+def commit_args(user: UserState, written: tuple[dict[str, str], list[str]], dedupe_ttl: int) -> list[str | int]:
+    """ARGV of lua/user_commit.lua: version, ttl, the HSET pairs, the HDEL names, the event tokens."""
+    to_set, to_del = written
+    args: list[str | int] = [user.version, dedupe_ttl, len(to_set)]
+    for name, value in to_set.items():
+        args += [name, value]
+    args.append(len(to_del))
+    args += to_del
+    args += [dedupe_token(e) for e in user.new_event_ids]
+    return args
+
+
+def apply_commit(stored: dict[str, str], written: Mapping[str, str], deleted: Iterable[str]) -> None:
+    """What lua/user_commit.lua does to the hash, done to a copy a worker keeps."""
+    stored.update(written)
+    for name in deleted:
+        stored.pop(name, None)
+    stored[VERSION] = str(int(stored.get(VERSION, "0")) + 1)
+
+
+def changelog_value(stored: Mapping[str, str]) -> bytes:
+    """The user's durable state as the changelog records it (transient fields left out)."""
+    return dumps({k: v for k, v in stored.items() if k not in TRANSIENT}).encode()
+
+
+def from_changelog(value: bytes) -> dict[str, str]:
+    raw = loads(value)
+    if not isinstance(raw, dict):
+        raise ValueError("changelog value: expected a JSON object")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def decode_hash(raw: Mapping[bytes | str, bytes | str] | Mapping[str, str]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
