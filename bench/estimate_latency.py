@@ -16,10 +16,9 @@ import statistics
 import time
 import uuid
 
-import redis.asyncio as aioredis
-
+from stream.config import Settings
 from stream.sketches import Estimate
-from stream.state.sample import SampleStore
+from stream.wiring import Core
 
 
 def _parse() -> argparse.Namespace:
@@ -44,8 +43,9 @@ async def run(redis_url: str, members: int, lg_k: int = 12, calls: int = 1000,
               chunk: int = 20_000) -> dict[str, float]:
     """Fills one segment's sample with `members`, then times estimate(); returns the figures."""
     args = argparse.Namespace(redis_url=redis_url, members=members, lg_k=lg_k, calls=calls, chunk=chunk)
-    client = aioredis.Redis.from_url(args.redis_url)
-    store = SampleStore(client, f"bench:{uuid.uuid4().hex[:8]}:", args.lg_k)
+    core = Core.build(Settings(redis_url=args.redis_url, key_prefix=f"bench:{uuid.uuid4().hex[:8]}:",
+                               sketch_lg_k=args.lg_k))
+    store = core.samples
     sid = "bench-segment"
     try:
         started = time.perf_counter()
@@ -76,7 +76,7 @@ async def run(redis_url: str, members: int, lg_k: int = 12, calls: int = 1000,
                 "estimate": size.estimate, "lower_95": size.lower_95, "upper_95": size.upper_95}
     finally:
         await store.delete(sid)
-        await client.aclose()
+        await core.close()
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -27,9 +27,9 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 
+from bench.defs import install
 from stream.segments import CUSTOM_LIST, make_segment
 from stream.state.keys import Keys
-from stream.state.segments import SegmentStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SID = "s-bench"
@@ -53,10 +53,11 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM in /proc status")
 
 
-async def fill(client: aioredis.Redis, keys: Keys, members: int, chunk: int, in_segment: bool = True) -> float:
+async def fill(client: aioredis.Redis, redis_url: str, keys: Keys, members: int, chunk: int,
+               in_segment: bool = True) -> float:
     """N users (v, profile, subscriptions, blacklist flag), in segment SID or only known; returns seconds."""
     started = time.perf_counter()
-    await SegmentStore(client, keys).put(make_segment(SID, "bench", CUSTOM_LIST, None, int(time.time() * 1000)))
+    await install(client, redis_url, keys, make_segment(SID, "bench", CUSTOM_LIST, None, int(time.time() * 1000)))
     for start in range(0, members, chunk):
         pipe = client.pipeline(transaction=False)
         ids = [f"u-{i}" for i in range(start, min(start + chunk, members))]
@@ -121,7 +122,7 @@ async def run(redis_url: str, kafka: str, members: int, chunk: int = 10_000) -> 
     client = aioredis.Redis.from_url(args.redis_url, decode_responses=True)
     api = Api(args.redis_url, args.kafka, prefix)
     try:
-        seconds = await fill(client, Keys(prefix), args.members, args.chunk)
+        seconds = await fill(client, args.redis_url, Keys(prefix), args.members, args.chunk)
         print(f"filled {args.members:,} users in {seconds:.1f}s")
         await api.wait()
         baseline = peak_rss_mb(api.proc.pid)

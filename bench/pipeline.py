@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import subprocess
@@ -32,12 +31,12 @@ from redis.asyncio import Redis
 from bench import memory
 from stream.config import Settings
 from stream.generate import Workload, produce
+from stream.kafkaio.topics import create_topics
 from stream.rules import parse_segment
-from stream.state.catalog import create_segment
+from stream.state.heartbeats import read_heartbeats
 from stream.state.jobs import JobStore
 from stream.state.keys import Keys
-from stream.state.segments import SegmentStore
-from stream.topics import create_topics
+from stream.wiring import Core
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +78,10 @@ def bench_settings(kafka: str, redis_url: str, partitions: int) -> Settings:
     tag = uuid.uuid4().hex[:8]
     return Settings(app_id=f"bench-{tag}", kafka_bootstrap=kafka, redis_url=redis_url, key_prefix=f"b{tag}:",
                     topic_events=f"bench-events-{tag}", topic_profiles=f"bench-profiles-{tag}",
-                    topic_changes=f"bench-changes-{tag}", topic_dlq=f"bench-dlq-{tag}", partitions=partitions,
+                    topic_changes=f"bench-changes-{tag}", topic_dlq=f"bench-dlq-{tag}",
+                    topic_audit=f"bench-audit-{tag}", topic_control=f"bench-control-{tag}",
+                    topic_changelog=f"bench-changelog-{tag}", topic_trend_changelog=f"bench-trend-{tag}",
+                    partitions=partitions,
                     data_dir=str(ROOT / "var" / "bench" / tag), worker_web_port=_free_port())
 
 
@@ -204,10 +206,13 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
     return edges[-1]
 
 
-async def create_live_segments(redis: Redis, keys: Keys, jobs: JobStore, partitions: int) -> None:
-    for i, rule in enumerate(LIVE_RULES):
-        await create_segment(SegmentStore(redis, keys), jobs,
-                             parse_segment({"name": f"bench {i}", "kind": "live", "rule": rule}), partitions)
+async def create_live_segments(settings: Settings) -> None:
+    core = Core.build(settings)
+    try:
+        for i, rule in enumerate(LIVE_RULES):
+            await core.catalog.create_segment(parse_segment({"name": f"bench {i}", "kind": "live", "rule": rule}))
+    finally:
+        await core.close()
 
 
 async def backfills_done(jobs: JobStore, proc: subprocess.Popen[bytes], limit_s: float = 120) -> None:
@@ -226,7 +231,7 @@ async def both_hold_partitions(redis: Redis, keys: Keys, partitions: int, proc: 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the second worker exited with {proc.returncode}")
-        held = [json.loads(v) for v in await redis.mget(await redis.keys(keys.heartbeat("*"))) if v]
+        held = [b["partitions"] for b in (await read_heartbeats(redis, keys)).values() if b.get("ready")]
         if len(held) == 2 and all(held) and sorted(p for h in held for p in h) == list(range(partitions)):
             return
         await asyncio.sleep(0.5)
@@ -240,7 +245,7 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     jobs = JobStore(redis, keys)
-    await create_live_segments(redis, keys, jobs, partitions)
+    await create_live_segments(settings)
     result: dict[str, Any] = {}
     log_dir = ROOT / "var" / "bench"
     proc = start([sys.executable, "-m", "stream.cli", "worker"], env_for(settings), log_dir / "pipeline-worker.log")

@@ -27,9 +27,9 @@ from bench.pipeline import (
     stop,
 )
 from stream.generate import Workload, produce
+from stream.kafkaio.topics import create_topics
 from stream.state.jobs import JobStore
 from stream.state.keys import Keys
-from stream.topics import create_topics
 
 
 async def main(users: int, events: int, py_spy: str | None, batch: int, workers: int) -> None:
@@ -40,7 +40,7 @@ async def main(users: int, events: int, py_spy: str | None, batch: int, workers:
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     jobs = JobStore(redis, keys)
-    await create_live_segments(redis, keys, jobs, 8)
+    await create_live_segments(settings)
     workload = Workload(seed=9, users=users, events=events, live_share=1.0)
     cmd = [sys.executable, "-m", "stream.cli", "worker"]
     if py_spy:

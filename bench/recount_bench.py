@@ -16,26 +16,28 @@ import time
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
-
-from stream.agents.engine import Engine
-from stream.agents.jobs import CHUNK, JobRunner
-from stream.agents.recount import RECOUNT_FIELDS
 from stream.config import Settings
-from stream.membership import AGG_PREFIX
+from stream.control.catalog import segment_record
+from stream.control.records import ControlKind, ControlRecord, record_key
+from stream.engine.engine import Engine
+from stream.engine.jobs import CHUNK, JobRunner
+from stream.kafkaio.log import KafkaLog
 from stream.outputs import MemoryOutputs
 from stream.rules import parse_segment
-from stream.state.bulk import bulk_reader, read_fields
-from stream.state.catalog import create_segment
-from stream.state.jobs import JobStore
+from stream.segments import make_segment
+from stream.state.bulk import read_users
+from stream.state.jobs import JobKind
+from stream.state.resp import RespRouter
+from stream.state.userhash import DECIDING, agg_field
+from stream.wiring import Core
 
 RULE = {"all": [{"profile": {"prop": "city", "op": "eq", "value": "Pune"}},
                 {"event": {"name": "Charged", "count": {"op": "gte", "value": 2}}}]}
 CITIES = ["Pune", "Mumbai", "Delhi", "Goa"]
 
 
-async def fill(engine: Engine, sid: str, users: int, partitions: int, chunk: int = 10_000) -> None:
-    keys, redis = engine.keys, engine.redis
+async def fill(core: Core, sid: str, users: int, partitions: int, chunk: int = 10_000) -> None:
+    keys, redis = core.keys, core.redis
     for start in range(0, users, chunk):
         pipe = redis.pipeline(transaction=False)
         by_partition: dict[int, list[str]] = {}
@@ -57,54 +59,64 @@ async def fill(engine: Engine, sid: str, users: int, partitions: int, chunk: int
         await pipe.execute()
 
 
-async def redis_py_scan(engine: Engine, partitions: int) -> float:
+async def redis_py_scan(core: Core, partitions: int) -> float:
     """The conventional read: SSCAN and a redis-py pipeline of HGETALL per chunk."""
     started = time.perf_counter()
     for p in range(partitions):
         cursor = 0
         while True:
-            cursor, chunk = await engine.redis.sscan(engine.keys.known(p), cursor, count=CHUNK)
-            pipe = engine.redis.pipeline(transaction=False)
+            cursor, chunk = await core.redis.sscan(core.keys.known(p), cursor, count=CHUNK)
+            pipe = core.redis.pipeline(transaction=False)
             for uid in chunk:
-                pipe.hgetall(engine.keys.user(uid))
+                pipe.hgetall(core.keys.user(uid))
             await pipe.execute()
             if cursor == 0:
                 break
     return time.perf_counter() - started
 
 
-async def bare_scan(engine: Engine, sid: str, partitions: int) -> float:
+async def bare_scan(core: Core, sid: str, partitions: int) -> float:
+    """The same fields the recount reads, over the same raw router, and nothing else."""
     started = time.perf_counter()
-    fields = [*RECOUNT_FIELDS, AGG_PREFIX + sid]
-    async with bulk_reader(engine.redis) as bulk:
+    fields = [*DECIDING, agg_field(sid)]
+    router = RespRouter(core.router.ep)
+    try:
         for p in range(partitions):
             cursor = 0
             while True:
-                cursor, chunk = await engine.redis.sscan(engine.keys.known(p), cursor, count=CHUNK)
-                await read_fields(engine.redis, bulk, [engine.keys.user(uid) for uid in chunk], fields)
+                cursor, chunk = await core.redis.sscan(core.keys.known(p), cursor, count=CHUNK)
+                await read_users(router, core.keys, [str(u) for u in chunk], fields)
                 if cursor == 0:
                     break
+    finally:
+        await router.close()
     return time.perf_counter() - started
 
 
 async def run(redis_url: str, users: int, partitions: int = 8) -> dict[str, Any]:
-    settings = Settings(redis_url=redis_url, key_prefix=f"rb{uuid.uuid4().hex[:6]}:", partitions=partitions)
-    redis = Redis.from_url(redis_url, decode_responses=True)
-    engine = Engine(redis, settings, MemoryOutputs())
-    jobs = JobStore(redis, engine.keys)
+    settings = Settings(redis_url=redis_url, key_prefix=f"rb{uuid.uuid4().hex[:6]}:", partitions=partitions,
+                        changelog=False)
+    core = Core.build(settings)
+    engine = Engine(core.store, settings, MemoryOutputs())
     try:
-        seg, backfill = await create_segment(engine.segments, jobs, parse_segment(
-            {"name": "bench", "kind": "past_behavior", "rule": RULE}), partitions)
-        await redis.srem(engine.keys.jobs_active, backfill or "")  # users are written directly, not backfilled
-        await engine.registry.reload()
-        await fill(engine, seg.id, users, partitions)
-        scan = await bare_scan(engine, seg.id, partitions)
-        pipelined = await redis_py_scan(engine, partitions)
-        job_id = await jobs.create("recount", seg.id, partitions)
+        # Users are written directly, not backfilled: the definition is materialised without its job.
+        seg = make_segment(f"s-{uuid.uuid4().hex[:10]}", "bench", "past_behavior",
+                           parse_segment({"name": "bench", "kind": "past_behavior", "rule": RULE}).rule,
+                           int(time.time() * 1000))
+        await core.materializer.apply(ControlRecord(record_key(ControlKind.SEGMENT, seg.id), segment_record(seg),
+                                                    0, seg.created_at_ms), follow_up=False)
+        await engine.definitions.reload()
+        await fill(core, seg.id, users, partitions)
+        scan = await bare_scan(core, seg.id, partitions)
+        pipelined = await redis_py_scan(core, partitions)
+        job_id = await core.jobs.create(JobKind.RECOUNT, seg.id, partitions)
         started = time.perf_counter()
-        await JobRunner(engine, settings, "bench").run_once(list(range(partitions)))
+        runner = JobRunner(engine, settings.model_copy(update={"job_concurrency": partitions}), "bench", core.redis,
+                           core.keys, core.router, core.samples, KafkaLog(settings), _no_backfills)
+        await runner.run_once(list(range(partitions)))
+        await runner.drain()
         recount = time.perf_counter() - started
-        job = await jobs.get(job_id)
+        job = await core.jobs.get(job_id)
         if job is None or job.status != "done" or job.result is None:
             raise RuntimeError(f"recount did not finish: {job}")
         expected = sum(1 for i in range(users) if i % 4 == 0 and i % 3 == 2)
@@ -113,11 +125,14 @@ async def run(redis_url: str, users: int, partitions: int = 8) -> dict[str, Any]
         return {"users": users, "bare_scan_s": scan, "recount_s": recount, "recount_over_scan": recount / scan,
                 "redis_py_scan_s": pipelined, "recount_over_redis_py_scan": recount / pipelined}
     finally:
-        keys = [k async for k in redis.scan_iter(match=settings.key_prefix + "*", count=5000)]
+        keys = [k async for k in core.redis.scan_iter(match=settings.key_prefix + "*", count=5000)]
         for i in range(0, len(keys), 5000):
-            await redis.delete(*keys[i : i + 5000])
-        await engine.close()
-        await redis.aclose()
+            await core.redis.delete(*keys[i : i + 5000])
+        await core.close()
+
+
+async def _no_backfills(_: object) -> None:
+    raise AssertionError("the recount bench starts no backfill")
 
 
 def main() -> None:

@@ -67,9 +67,11 @@ async def main() -> None:
     await admin.start()
     await admin.create_topics([NewTopic(topic, 4, 1)])
     client = aioredis.Redis.from_url(args.redis_url, decode_responses=True)
-    api = Api(args.redis_url, args.kafka, prefix, {"STREAM_TOPIC_CHANGES": topic})
+    api = Api(args.redis_url, args.kafka, prefix, {"STREAM_TOPIC_CHANGES": topic,
+                                                    "STREAM_TOPIC_CONTROL": f"bench-control-{tag}",
+                                                    "STREAM_TOPIC_CHANGELOG": f"bench-changelog-{tag}"})
     try:
-        seconds = await fill(client, Keys(prefix), args.members, args.chunk, in_segment=False)
+        seconds = await fill(client, args.redis_url, Keys(prefix), args.members, args.chunk, in_segment=False)
         print(f"filled {args.members:,} users in {seconds:.1f}s")
         await api.wait()
         baseline = peak_rss_mb(api.proc.pid)

@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import ClientDisconnect
 
+from stream.control.log import RebuildRequired
 from stream.kafkaio.outputs import KafkaUnavailable
 
 MAX_DETAIL = 1000
@@ -46,6 +47,8 @@ async def _disconnected(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, RebuildRequired):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
     what = "kafka" if isinstance(exc, KafkaUnavailable) else "redis"
     return JSONResponse({"detail": f"{what} is unavailable, try again later"}, status_code=503)
 
@@ -53,5 +56,5 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ClientDisconnect, _disconnected)
-    for exc_type in (KafkaUnavailable, RedisConnectionError, RedisTimeoutError):
+    for exc_type in (KafkaUnavailable, RedisConnectionError, RedisTimeoutError, RebuildRequired):
         app.add_exception_handler(exc_type, _unavailable)

@@ -9,6 +9,7 @@ from typing import Any
 
 from stream import metrics
 from stream.config import Settings
+from stream.control.epoch import ensure_epoch
 from stream.control.materialize import Applied, Materializer
 from stream.control.records import ControlKind, ControlRecord, parse_key, record_key
 from stream.kafkaio.log import end_offsets, read_range
@@ -16,6 +17,10 @@ from stream.kafkaio.outputs import KafkaOutputs
 
 log = logging.getLogger(__name__)
 CONTROL_PARTITION = 0
+
+
+class RebuildRequired(RuntimeError):
+    """Redis was lost; nothing may be written until `stream rebuild` restored it."""
 
 
 def decode(key: bytes | None, value: bytes | None, offset: int, timestamp_ms: int) -> ControlRecord | None:
@@ -36,7 +41,13 @@ class ControlLog:
         self.materializer = materializer
 
     async def write(self, kind: ControlKind, ident: str, value: dict[str, Any] | None) -> Applied:
-        """Logs the record (acks=all) and only then materialises it; returns what applying did."""
+        """Logs the record (acks=all) and only then materialises it; returns what applying did.
+
+        Refuses (RebuildRequired) while Redis was lost: a record applied to an empty Redis
+        would make it look like a fresh install and hide that everything else is missing."""
+        m = self.materializer
+        if not await ensure_epoch(self.settings, m.redis, m.keys):
+            raise RebuildRequired("Redis holds no state but Kafka does: run `stream rebuild` first")
         key = record_key(kind, ident)
         body = None if value is None else json.dumps(value, separators=(",", ":")).encode()
         meta = await self.outputs.send_one(self.settings.topic_control, key.encode(), body,

@@ -27,9 +27,9 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from stream.config import Settings
-from stream.state.keys import Keys
 from stream.kafkaio.topics import create_topics
 from stream.state.heartbeats import read_heartbeats
+from stream.state.keys import Keys
 from stream.wiring import Core
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stream.state.snapshot import CHUNK
 from stream.config import Settings
+from stream.state.snapshot import CHUNK
 from tests.integration.api.test_segments_api import create
 from tests.integration.conftest import eventually, produce_json
 

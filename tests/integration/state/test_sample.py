@@ -99,7 +99,7 @@ async def test_replaying_a_batch_changes_nothing(lua: LuaRunner, private_redis: 
     assert before[0] < 1.0
 
 
-async def test_replaying_a_suffix_keeps_exactly_the_members_below_theta(lua: LuaRunner, 
+async def test_replaying_a_suffix_keeps_exactly_the_members_below_theta(lua: LuaRunner,
     private_redis: aioredis.Redis,
 ) -> None:
     """At-least-once redelivery of several batches may lower theta, never corrupt the sample."""
