@@ -68,6 +68,61 @@ def _check(_: argparse.Namespace) -> int:
     return 0 if workers else 1
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    """Restores Redis from Kafka (docs/DURABILITY.md); prints what it restored."""
+    from stream.rebuild import rebuild, wipe
+    from stream.wiring import Core
+
+    settings = get_settings()
+
+    async def run() -> list[str]:
+        if args.wipe:
+            core = Core.build(settings)
+            try:
+                removed = await wipe(core)
+            finally:
+                await core.close()
+            print(f"wiped {removed} keys under {settings.key_prefix!r}", file=sys.stderr)
+        return (await rebuild(settings, quiet=args.quiet)).lines()
+
+    for line in asyncio.run(run()):
+        print(line)
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """API keys: create (prints the key once, as the last line), list, revoke."""
+    from stream.wiring import Core
+
+    async def run() -> int:
+        core = Core.build(get_settings())
+        try:
+            if args.action == "create":
+                scopes = [s.strip() for s in args.scope.split(",") if s.strip()]
+                try:
+                    made = await core.catalog.create_key(args.name, scopes)
+                except ValueError as exc:
+                    print(f"stream keys create: {exc}", file=sys.stderr)
+                    return 2
+                print(f"created key {made.name!r} ({made.id}) with scopes {','.join(made.scopes)}; "
+                      "it is shown only now:", file=sys.stderr)
+                print(made.token)
+                return 0
+            if args.action == "list":
+                for key in await core.catalog.keys_list():
+                    print(f"{key['name']}\t{key['id']}\t{','.join(key['scopes'])}\tcreated_at_ms={key['created_at_ms']}")
+                return 0
+            if not await core.catalog.revoke_key(args.name):
+                print(f"stream keys revoke: no key named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.name!r}", file=sys.stderr)
+            return 0
+        finally:
+            await core.close()
+
+    return asyncio.run(run())
+
+
 def _demo(args: argparse.Namespace) -> int:
     from stream.demo import load_demo
 
@@ -107,6 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="run the query API and dashboard").set_defaults(func=_api)
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=_topics)
     sub.add_parser("check", help="exit 0 if a worker heartbeat is fresh").set_defaults(func=_check)
+    rb = sub.add_parser("rebuild", help="restore Redis from the Kafka logs and changelogs")
+    rb.add_argument("--wipe", action="store_true", help="delete every key of the prefix first (a stale backup)")
+    rb.add_argument("--quiet", action="store_true", help="no progress bar")
+    rb.set_defaults(func=_rebuild)
+    keys = sub.add_parser("keys", help="create, list or revoke API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it once, as the last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", required=True, help="comma separated: read, pii, write, admin")
+    keys_sub.add_parser("list", help="names, ids and scopes (never the secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by name (effective within a second)")
+    revoke.add_argument("name")
+    keys.set_defaults(func=_keys)
     demo = sub.add_parser("demo", help="load demo users, events and segments")
     demo.add_argument("--users", type=int, default=3000)
     demo.add_argument("--events", type=int, default=30000)

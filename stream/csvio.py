@@ -76,15 +76,31 @@ def cell(value: Scalar | None) -> str:
     return str(value)
 
 
-def row(user_id: str, profile: Mapping[str, Scalar], reach: Mapping[str, bool], columns: Sequence[Column]) -> list[str]:
+# A spreadsheet evaluates a cell starting with one of these ("=HYPERLINK(...)", "+1+1", "@SUM(A1)").
+FORMULA_STARTS = frozenset("=+-@\t\r\n")
+PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def safe(text: str) -> str:
+    """A cell a spreadsheet would run as a formula gets a leading `'`; a plain number
+    (`+919800000001`, `-5`, `3.2e4`) stays as it is, so phone numbers and amounts still read
+    as numbers (DESIGN "CSV cells")."""
+    if text and text[0] in FORMULA_STARTS and not PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def row(user_id: str, profile: Mapping[str, Scalar], reach: Mapping[str, bool], columns: Sequence[Column],
+        raw: bool = False) -> list[str]:
     out: list[str] = []
     for col in columns:
         if col.kind == "user_id":
-            out.append(user_id)
+            value = user_id
         elif col.kind == "reach":
-            out.append(cell(bool(reach.get(col.key))))
+            value = cell(bool(reach.get(col.key)))
         else:
-            out.append(cell(profile.get(col.key)))
+            value = cell(profile.get(col.key))
+        out.append(value if raw else safe(value))
     return out
 
 

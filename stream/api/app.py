@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from stream import __version__, metrics
-from stream.api import errors
+from stream.api import errors, openapi
+from stream.api.auth import KeyCache
 from stream.api.deps import Services
+from stream.api.guard import Guard
 from stream.api.observe import RequestMetrics
-from stream.api.routes import campaigns, dashboard, export, insights, lists, segments, users
+from stream.api.routes import admin, campaigns, dashboard, export, insights, lists, segments, users
 from stream.config import Settings, get_settings
 from stream.control.epoch import ensure_epoch
 from stream.kafkaio.topics import kafka_reachable
@@ -42,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.services.core.close()
 
     app = FastAPI(title="Live segments", version=__version__, lifespan=lifespan)
+    app.state.keys = KeyCache()
+    app.add_middleware(Guard, max_body=settings.api_max_body_bytes, max_upload=settings.api_max_upload_bytes,
+                       body_timeout=settings.api_body_timeout_seconds)
     app.add_middleware(RequestMetrics)
     errors.install(app)
 
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    for module in (segments, insights, users, export, lists, campaigns, dashboard):
+    for module in (segments, insights, users, export, lists, campaigns, admin, dashboard):
         app.include_router(module.router)
+    openapi.document_access(app)
     return app

@@ -53,7 +53,13 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"{what} is unavailable, try again later"}, status_code=503)
 
 
+async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
+    """The JSON parser recursed past Python's limit: a body nested absurdly deep."""
+    return JSONResponse({"detail": "request body nests too deeply to be a valid request"}, status_code=400)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ClientDisconnect, _disconnected)
     for exc_type in (KafkaUnavailable, RedisConnectionError, RedisTimeoutError, RebuildRequired):

@@ -167,6 +167,29 @@ class UsageOut(BaseModel):
     segments: int = Field(0, description="segments whose rule uses this one (in_segment)")
 
 
+class AuditRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ts: int
+    key: str
+    method: str
+    route: str
+    status: int
+    segment_id: str | None = None
+    user_id: str | None = None
+    fields: str | None = None
+    rows: int | None = None
+
+
+class AuditOut(BaseModel):
+    records: list[AuditRecord]
+
+
+class WhoAmI(BaseModel):
+    name: str
+    scopes: list[str]
+
+
 class ErrorOut(BaseModel):
     detail: str
 

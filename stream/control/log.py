@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream import metrics
 from stream.config import Settings
 from stream.control.epoch import ensure_epoch
 from stream.control.materialize import Applied, Materializer
 from stream.control.records import ControlKind, ControlRecord, parse_key, record_key
-from stream.kafkaio.log import end_offsets, read_range
+from stream.kafkaio.log import consumer, read_range
 from stream.kafkaio.outputs import KafkaOutputs
 
 log = logging.getLogger(__name__)
@@ -70,30 +72,47 @@ async def replay(settings: Settings, materializer: Materializer, start: int, end
 
 class ControlTailer:
     """A worker's background loop: whatever is in the log and not yet in Redis gets applied,
-    so a writer that died between logging and materialising loses nothing."""
+    so a writer that died between logging and materialising loses nothing. One consumer
+    for the worker's life; it follows Redis' position, also back (a Redis restored older)."""
 
-    def __init__(self, settings: Settings, materializer: Materializer, interval: float = 0.5) -> None:
+    def __init__(self, settings: Settings, materializer: Materializer) -> None:
         self.settings = settings
         self.materializer = materializer
-        self.interval = interval
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tp = TopicPartition(settings.topic_control, CONTROL_PARTITION)
 
     async def run_once(self) -> int:
-        start = await self.materializer.position()
-        end = (await end_offsets(self.settings, self.settings.topic_control, [CONTROL_PARTITION]))[CONTROL_PARTITION]
-        metrics.CONTROL_LAG.set(max(0, end - start))
-        if end <= start:
-            return 0
-        position, changed = await replay(self.settings, self.materializer, start, end)
+        try:
+            return await self._round()
+        except Exception:
+            await self.close()  # a broken connection: a fresh consumer next round
+            raise
+
+    async def _round(self) -> int:
+        position = await self.materializer.position()
+        if self._consumer is None:
+            self._consumer = consumer(self.settings)
+            await self._consumer.start()
+            self._consumer.assign([self._tp])
+            self._consumer.seek(self._tp, position)
+        c = self._consumer
+        if await c.position(self._tp) != position:
+            c.seek(self._tp, position)
+        got = await c.getmany(self._tp, timeout_ms=50, max_records=1000)
+        changed = 0
+        for msg in got.get(self._tp, []):
+            record = decode(msg.key, msg.value, msg.offset, msg.timestamp)
+            if record is not None:
+                changed += int((await self.materializer.apply(record)).changed)
+            position = msg.offset + 1
         await self.materializer.set_position(position)
-        metrics.CONTROL_LAG.set(0)
+        highwater = c.highwater(self._tp)
+        if highwater is not None:
+            metrics.CONTROL_LAG.set(max(0, highwater - position))
         return changed
 
-    async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # an outage: the next round retries
-                log.warning("control tailer: %s", exc)
-            await asyncio.sleep(self.interval)
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer_, self._consumer = self._consumer, None
+            with contextlib.suppress(Exception):
+                await consumer_.stop()

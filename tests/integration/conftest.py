@@ -122,6 +122,24 @@ async def core(topics: Settings) -> AsyncIterator[Core]:
     await built.close()
 
 
+async def make_key(settings: Settings, name: str, scopes: list[str]) -> str:
+    """An API key, made the way `stream keys create` makes one."""
+    built = Core.build(settings)
+    try:
+        return (await built.catalog.create_key(name, scopes)).token
+    finally:
+        await built.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest_asyncio.fixture
+async def admin_key(topics: Settings) -> str:
+    return await make_key(topics, "test-admin", ["admin"])
+
+
 @pytest_asyncio.fixture
 async def producer(services: tuple[str, str]) -> AsyncIterator[AIOKafkaProducer]:
     prod = AIOKafkaProducer(bootstrap_servers=services[0], acks="all", linger_ms=5)

@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
-from tests.integration.conftest import Proc, eventually, produce_json
+from tests.integration.conftest import Proc, bearer, eventually, make_key, produce_json
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,8 @@ async def test_profile_update_reaches_the_api(
     settings = topics
     await start_worker(settings)
     url = await start_api(settings)
-    async with httpx.AsyncClient(base_url=url) as api:
+    key = await make_key(settings, "wiring", ["read", "write"])
+    async with httpx.AsyncClient(base_url=url, headers=bearer(key)) as api:
         assert (await api.get("/readyz")).status_code == 200
         created = await api.post("/segments", json={
             "name": "Pune", "kind": "live", "rule": {"profile": {"prop": "city", "op": "eq", "value": "Pune"}}})

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
+from stream.api.auth import READ, WRITE
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import (
     CampaignIn,
@@ -62,7 +63,8 @@ async def _remove_or_404(svc: Services, kind: UserKind, item_id: str) -> Respons
     return Response(status_code=204)
 
 
-@router.post("/campaigns", status_code=201, response_model=CampaignOut, responses=errors(400, 422))
+@router.post("/campaigns", dependencies=[WRITE],
+             status_code=201, response_model=CampaignOut, responses=errors(400, 422))
 async def create_campaign(svc: Svc, body: CampaignIn) -> dict[str, Any]:
     try:
         stored = await svc.core.catalog.add_user_of(CAMPAIGN, {"name": body.name, "channel": body.channel},
@@ -72,22 +74,26 @@ async def create_campaign(svc: Svc, body: CampaignIn) -> dict[str, Any]:
     return campaign_body(stored)
 
 
-@router.get("/campaigns", response_model=CampaignList)
+@router.get("/campaigns", dependencies=[READ],
+             response_model=CampaignList)
 async def list_campaigns(svc: Svc) -> dict[str, Any]:
     return {"campaigns": [campaign_body(it) for it in await svc.core.campaigns.items(CAMPAIGN)]}
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignOut, responses=errors(404, 422))
+@router.get("/campaigns/{campaign_id}", dependencies=[READ],
+             response_model=CampaignOut, responses=errors(404, 422))
 async def read_campaign(svc: Svc, campaign_id: ItemId) -> dict[str, Any]:
     return campaign_body(await _get_or_404(svc, CAMPAIGN, campaign_id))
 
 
-@router.delete("/campaigns/{campaign_id}", status_code=204, response_class=Response, responses=errors(404, 422))
+@router.delete("/campaigns/{campaign_id}", dependencies=[WRITE],
+             status_code=204, response_class=Response, responses=errors(404, 422))
 async def delete_campaign(svc: Svc, campaign_id: ItemId) -> Response:
     return await _remove_or_404(svc, CAMPAIGN, campaign_id)
 
 
-@router.post("/journeys", status_code=201, response_model=JourneyOut, responses=errors(400, 422))
+@router.post("/journeys", dependencies=[WRITE],
+             status_code=201, response_model=JourneyOut, responses=errors(400, 422))
 async def create_journey(svc: Svc, body: JourneyIn) -> dict[str, Any]:
     if len(set(body.segment_ids)) != len(body.segment_ids):
         raise HTTPException(422, detail="segment_ids: duplicate segment id")
@@ -98,22 +104,26 @@ async def create_journey(svc: Svc, body: JourneyIn) -> dict[str, Any]:
     return journey_body(stored)
 
 
-@router.get("/journeys", response_model=JourneyList)
+@router.get("/journeys", dependencies=[READ],
+             response_model=JourneyList)
 async def list_journeys(svc: Svc) -> dict[str, Any]:
     return {"journeys": [journey_body(it) for it in await svc.core.campaigns.items(JOURNEY)]}
 
 
-@router.get("/journeys/{journey_id}", response_model=JourneyOut, responses=errors(404, 422))
+@router.get("/journeys/{journey_id}", dependencies=[READ],
+             response_model=JourneyOut, responses=errors(404, 422))
 async def read_journey(svc: Svc, journey_id: ItemId) -> dict[str, Any]:
     return journey_body(await _get_or_404(svc, JOURNEY, journey_id))
 
 
-@router.delete("/journeys/{journey_id}", status_code=204, response_class=Response, responses=errors(404, 422))
+@router.delete("/journeys/{journey_id}", dependencies=[WRITE],
+             status_code=204, response_class=Response, responses=errors(404, 422))
 async def delete_journey(svc: Svc, journey_id: ItemId) -> Response:
     return await _remove_or_404(svc, JOURNEY, journey_id)
 
 
-@router.get("/segments/{sid}/usage", response_model=UsageOut, responses=errors(404, 422), tags=["segments"])
+@router.get("/segments/{sid}/usage", dependencies=[READ],
+             response_model=UsageOut, responses=errors(404, 422), tags=["segments"])
 async def usage(svc: Svc, sid: SegmentId) -> dict[str, int]:
     await get_segment_or_404(svc, sid)
     used = await svc.core.campaigns.usage(sid)

@@ -14,10 +14,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from stream import metrics
+from stream.api.auth import PII, Principal, Scope
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import errors
 from stream.csvio import Column, CsvError, parse_fields, render, row
@@ -47,8 +48,11 @@ def _loads(raw: str | bytes | None) -> dict[str, Any]:
 USER_FIELDS = (BLACKLISTED, PROFILE, SUBSCRIPTIONS)
 
 
-async def export_csv(svc: Services, sid: str, columns: Sequence[Column]) -> AsyncIterator[str]:
+async def export_csv(svc: Services, sid: str, columns: Sequence[Column], state: Any,
+                     raw: bool = False) -> AsyncIterator[str]:
+    """The CSV, window by window; `state.rows` counts the rows actually sent, for the audit."""
     started = time.perf_counter()
+    state.rows = 0
     need_profile = any(c.kind != "user_id" for c in columns)
     channels = [c.key for c in columns if c.kind == "reach"]
     core = svc.core
@@ -63,30 +67,36 @@ async def export_csv(svc: Services, sid: str, columns: Sequence[Column]) -> Asyn
                 profile = _loads(p) if need_profile else {}
                 subs = _loads(s) if channels else {}
                 reach = {channel: reachable(channel, profile, subs) for channel in channels}
-                rows.append(row(uid, profile, reach, columns))
+                rows.append(row(uid, profile, reach, columns, raw))
             if rows:
                 metrics.EXPORT_ROWS.inc(len(rows))
                 yield render(rows)
+                state.rows += len(rows)
     finally:
         metrics.EXPORT_DURATION.observe(time.perf_counter() - started)
 
 
 @router.get("/segments/{sid}/export.csv", response_class=StreamingResponse,
-            responses={**CSV_RESPONSE, **errors(400, 404, 422)})
+            responses={**CSV_RESPONSE, **errors(400, 403, 404, 422)})
 async def export(
+    request: Request,
     svc: Svc,
     sid: SegmentId,
+    principal: Annotated[Principal, PII],
     fields: Annotated[str, Query(
         max_length=4000, description="comma-separated: user_id, reachable_<channel>, or any profile property",
         json_schema_extra={"pattern": FIELDS_PATTERN})] = "user_id",
+    raw: Annotated[bool, Query(description="admin only: cells as stored, without formula neutralisation")] = False,
 ) -> StreamingResponse:
     try:
         columns = parse_fields(fields)
     except CsvError as exc:
         raise HTTPException(400, detail=str(exc)) from exc
+    if raw and not principal.holds(Scope.ADMIN):
+        raise HTTPException(403, detail=f"raw=true needs the admin scope; this API key ({principal.name}) lacks it")
     await get_segment_or_404(svc, sid)
     return StreamingResponse(
-        export_csv(svc, sid, columns),
+        export_csv(svc, sid, columns, request.state, raw),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{re.sub(r"[^A-Za-z0-9_.-]", "_", sid)}.csv"'},
     )

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
+from stream.api.auth import READ, WRITE
 from stream.api.deps import SegmentId, Svc, get_segment_or_404
 from stream.api.models import EstimateInsights, ExactInsights, JobAccepted, JobOut, TrendOut, errors
 from stream.api.routes.segments import iso
@@ -19,7 +20,8 @@ from stream.state.trend import build_trend, local_day, read_trend
 router = APIRouter(tags=["insights"])
 
 
-@router.get("/segments/{sid}/trend", response_model=TrendOut, responses=errors(404, 422))
+@router.get("/segments/{sid}/trend", dependencies=[READ],
+             response_model=TrendOut, responses=errors(404, 422))
 async def trend(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     seg = await get_segment_or_404(svc, sid)
     counters, size = await read_trend(svc.core.redis, svc.core.keys, sid)
@@ -28,7 +30,8 @@ async def trend(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     return {"points": points, "today": today_point}
 
 
-@router.get("/segments/{sid}/insights", response_model=EstimateInsights | ExactInsights,
+@router.get("/segments/{sid}/insights", dependencies=[READ],
+             response_model=EstimateInsights | ExactInsights,
             responses=errors(404, 422))
 async def insights(svc: Svc, sid: SegmentId,
                    mode: Annotated[Literal["estimate", "exact"], Query()] = "estimate") -> dict[str, Any]:
@@ -52,13 +55,15 @@ async def insights(svc: Svc, sid: SegmentId,
     }
 
 
-@router.post("/segments/{sid}/recount", status_code=202, response_model=JobAccepted, responses=errors(404, 422))
+@router.post("/segments/{sid}/recount", dependencies=[WRITE],
+             status_code=202, response_model=JobAccepted, responses=errors(404, 422))
 async def recount(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     await get_segment_or_404(svc, sid)
     return {"job_id": await svc.core.jobs.create(JobKind.RECOUNT, sid, svc.settings.partitions)}
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404, 422), tags=["jobs"])
+@router.get("/jobs/{job_id}", dependencies=[READ],
+             response_model=JobOut, responses=errors(404, 422), tags=["jobs"])
 async def job(svc: Svc, job_id: Annotated[str, Path(min_length=1, max_length=100)]) -> dict[str, Any]:
     found = await svc.core.jobs.get(job_id)
     if found is None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
+from stream.api.auth import WRITE
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import UploadOut, errors
 from stream.csvio import CsvError, RecordSplitter, identity_column
@@ -69,7 +70,8 @@ def _check_header(header: list[str]) -> tuple[int, str]:
         raise HTTPException(400, detail=str(exc)) from exc
 
 
-@router.post("/segments/{sid}/list", response_model=UploadOut, openapi_extra=BODY_DOC,
+@router.post("/segments/{sid}/list", dependencies=[WRITE],
+             response_model=UploadOut, openapi_extra=BODY_DOC,
              responses=errors(400, 404, 409, 415, 422, 503))
 async def upload(svc: Svc, sid: SegmentId, request: Request) -> dict[str, int]:
     seg = await get_segment_or_404(svc, sid)

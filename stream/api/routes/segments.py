@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
+from stream.api.auth import READ, WRITE
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import SegmentCreated, SegmentDetail, SegmentList, SegmentOut, SegmentPatch, errors
 from stream.control.catalog import InUse, Missing
@@ -38,7 +39,8 @@ def segment_body(seg: Segment) -> dict[str, Any]:
     }
 
 
-@router.post("/segments", status_code=201, response_model=SegmentCreated, responses=errors(400, 422))
+@router.post("/segments", dependencies=[WRITE],
+             status_code=201, response_model=SegmentCreated, responses=errors(400, 422))
 async def create(svc: Svc, body: Annotated[Any, Body(examples=[CREATE_EXAMPLE])] = None) -> dict[str, Any]:
     try:
         spec = parse_segment(body)
@@ -52,7 +54,8 @@ async def create(svc: Svc, body: Annotated[Any, Body(examples=[CREATE_EXAMPLE])]
     return {**segment_body(seg), "backfill_job_id": job_id}
 
 
-@router.get("/segments", response_model=SegmentList, responses=errors(422))
+@router.get("/segments", dependencies=[READ],
+             response_model=SegmentList, responses=errors(422))
 async def list_segments(svc: Svc, q: Annotated[str, Query(max_length=200, description="name contains")] = "",
                         include_hidden: bool = False) -> dict[str, Any]:
     index = await svc.core.segments.load_index()
@@ -67,7 +70,8 @@ async def list_segments(svc: Svc, q: Annotated[str, Query(max_length=200, descri
                          for s, (size, _) in zip(shown, sizes, strict=True)]}
 
 
-@router.get("/segments/{sid}", response_model=SegmentDetail, responses=errors(404, 422))
+@router.get("/segments/{sid}", dependencies=[READ],
+             response_model=SegmentDetail, responses=errors(404, 422))
 async def read(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     seg = await get_segment_or_404(svc, sid)
     job = await svc.core.jobs.for_segment(sid, JobKind.BACKFILL)
@@ -76,7 +80,8 @@ async def read(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     return {**segment_body(seg), "summary": summary, "backfill": backfill}
 
 
-@router.patch("/segments/{sid}", response_model=SegmentOut, responses=errors(400, 404, 422))
+@router.patch("/segments/{sid}", dependencies=[WRITE],
+             response_model=SegmentOut, responses=errors(400, 404, 422))
 async def update(svc: Svc, sid: SegmentId, patch: SegmentPatch) -> dict[str, Any]:
     if patch.name is None and patch.hidden is None:
         raise HTTPException(422, detail="body: give name and/or hidden to change")
@@ -91,7 +96,8 @@ async def update(svc: Svc, sid: SegmentId, patch: SegmentPatch) -> dict[str, Any
     return segment_body(changed)
 
 
-@router.delete("/segments/{sid}", status_code=204, response_class=Response, responses=errors(404, 409, 422))
+@router.delete("/segments/{sid}", dependencies=[WRITE],
+             status_code=204, response_class=Response, responses=errors(404, 409, 422))
 async def delete(svc: Svc, sid: SegmentId) -> Response:
     await get_segment_or_404(svc, sid)
     try:

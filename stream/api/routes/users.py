@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from stream.api.auth import PII
 from stream.api.deps import SegmentId, Services, Svc, UserId, get_segment_or_404
 from stream.api.models import UserOut, UsersOut, errors
 from stream.membership import UserState
@@ -30,7 +31,8 @@ async def _live_segments(svc: Services) -> set[str]:
     return {str(k) for k in await svc.core.redis.hkeys(svc.core.keys.segments)}
 
 
-@router.get("/segments/{sid}/users", response_model=UsersOut, responses=errors(404, 422))
+@router.get("/segments/{sid}/users", dependencies=[PII],
+             response_model=UsersOut, responses=errors(404, 422))
 async def sample_users(svc: Svc, sid: SegmentId,
                        limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
     await get_segment_or_404(svc, sid)
@@ -46,7 +48,8 @@ async def sample_users(svc: Svc, sid: SegmentId,
     return {"users": [user_body(u, live) for u in users]}
 
 
-@router.get("/users/{user_id:path}", response_model=UserOut, responses=errors(404, 422))
+@router.get("/users/{user_id:path}", dependencies=[PII],
+             response_model=UserOut, responses=errors(404, 422))
 async def user(svc: Svc, user_id: UserId) -> dict[str, Any]:
     found = await svc.core.users.read(user_id)
     if found is None:

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from stream.config import Settings
-from tests.integration.conftest import Proc, eventually, produce_json
+from tests.integration.conftest import Proc, bearer, eventually, produce_json
 
 
 @dataclass
@@ -48,12 +48,12 @@ class OpsStack:
 
 
 @pytest_asyncio.fixture
-async def ops_stack(topics: Settings, redis: Redis, producer: AIOKafkaProducer,
+async def ops_stack(topics: Settings, redis: Redis, producer: AIOKafkaProducer, admin_key: str,
                     start_worker: Callable[[Settings], Awaitable[Proc]],
                     start_api: Callable[[Settings], Awaitable[str]]) -> AsyncIterator[OpsStack]:
     await start_worker(topics)
     api_url = await start_api(topics)
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=bearer(admin_key)) as api:
         created = await api.post("/segments", json={"name": "Chargers", "kind": "live",
                                                     "rule": {"event": {"name": "Charged"}}})
         assert created.status_code == 201, created.text
