@@ -31,6 +31,10 @@ class DeadLetter:
     detail: str
 
 
+class OutputUnavailable(RuntimeError):
+    """The outputs' broker did not acknowledge: the caller retries (nothing was acknowledged upstream)."""
+
+
 # (partition, user id, value; None is a tombstone): the changelog is co-partitioned with the inputs.
 ChangelogRecord = tuple[int, str, bytes | None]
 

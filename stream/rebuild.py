@@ -213,9 +213,10 @@ async def _restore_trend(core: Core, settings: Settings, live: Any) -> int:
         if value is None or sid not in live:
             continue
         counts = json.loads(value)
-        commands.append(_hset(core.keys.trend(sid), {f"e:{day}": str(int(counts["e"])),
-                                                     f"x:{day}": str(int(counts["x"]))}))
-        days += 1
+        fields = {f"{k}:{day}": str(int(counts[k])) for k in ("e", "x") if int(counts.get(k, 0))}
+        if fields:  # the worker's counters only exist once moved: a zero is no field
+            commands.append(_hset(core.keys.trend(sid), fields))
+            days += 1
     await _write(core.router, commands)
     return days
 

@@ -18,6 +18,10 @@ from stream.rules import Aggregate, event_matches, fold, new_aggregate
 from stream.segments import LIVE, Segment
 
 
+class SourceUnavailable(RuntimeError):
+    """The log could not be read now (the broker is down): a job part retries later."""
+
+
 class LogSource(Protocol):
     def read(self, topic: str, partition: int, start: int | None = None, end: int | None = None,
              start_ms: int | None = None, stop_at_append_ms: int | None = None) -> AsyncIterator[list[Message]]: ...

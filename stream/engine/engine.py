@@ -35,7 +35,7 @@ from stream.membership import (
 )
 from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
-from stream.state.store import EngineStore
+from stream.state.store import EngineStore, RedisRestarted
 from stream.state.users import Lookup
 
 MAX_REPLAYED_CHANGES = 1000  # per user per tick; the rest waits for the next tick
@@ -54,6 +54,18 @@ class Engine:
         self.committer = Committer(store, outputs, settings.timezone, settings.partitions, settings.changelog)
         self.resume = ResumePoints(store, writer, (settings.topic_events, settings.topic_profiles))
         self.lock = asyncio.Lock()
+        self._instance: str | None = None
+
+    async def durable(self) -> None:
+        """Every write so far is as durable as Redis makes it (replicas acknowledged), and no
+        Redis master restarted or failed over since the last check: otherwise some writes of
+        this step may be gone although they were answered, and the step must run again."""
+        await self.store.wait_durable()
+        now = await self.store.instance()
+        before, self._instance = self._instance, now
+        if before is not None and before != now:
+            self.store.drop_cache()
+            raise RedisRestarted(f"Redis restarted or failed over ({before} -> {now}); doing the step again")
 
     async def close(self) -> None:
         await self.store.close()
@@ -109,14 +121,16 @@ class Engine:
             metrics.BATCH_SIZE.observe(len(messages))
 
             def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
-                return self._apply_inputs(user, inputs[user.user_id], idx, now)
+                return self._apply_inputs(user, inputs[user.user_id], idx, now, replay)
 
             lookups = [
                 Lookup(uid, [i.event_id for _, i in items if isinstance(i, Event)])
                 for uid, items in inputs.items()
             ]
+            if self._instance is None:
+                self._instance = await self.store.instance()
             report = await self.committer.run(lookups, partition_of, work, index, now)
-            await self.store.wait_durable()
+            await self.durable()
             if not replay:
                 self.resume.advance(positions)
                 await self.resume.persist({m.partition for m in messages})
@@ -128,7 +142,12 @@ class Engine:
                 metrics.EVENT_TIME_LAG.set(max(0.0, done - max(event_ts) / 1000))
             return report
 
-    def _apply_inputs(self, user: UserState, items: list[Item], index: SegmentIndex, now: int) -> list[tuple[str, str]]:
+    def _apply_inputs(self, user: UserState, items: list[Item], index: SegmentIndex, now: int,
+                      replay: bool = False) -> list[tuple[str, str]]:
+        """Applies one user's items in order. A redelivered message (at or below the offset the
+        user already applied) is skipped; a replayed gap is not filtered that way, since later
+        messages may have been applied before it (a Redis that came back older): the dedupe set
+        catches its events, and a profile update applied twice changes nothing."""
         was_known = user.exists
         mask_before = user.mask
         forget_segments(user, index.segments.keys())
@@ -138,13 +157,13 @@ class Engine:
         events_topic = self.settings.topic_events
         for msg, item in items:
             applied_at = user.applied_events if msg.topic == events_topic else user.applied_profiles
-            if msg.offset <= applied_at:  # redelivered (or replayed): this user already has it
+            if msg.offset <= applied_at and not replay:  # redelivered: this user already has it
                 outcomes.append((msg.topic, "duplicate"))
                 continue
             if msg.topic == events_topic:
-                user.applied_events = msg.offset
+                user.applied_events = max(applied_at, msg.offset)
             else:
-                user.applied_profiles = msg.offset
+                user.applied_profiles = max(applied_at, msg.offset)
             user.dirty_applied = True
             if isinstance(item, Event):
                 if item.event_id in user.seen_event_ids:
@@ -171,7 +190,7 @@ class Engine:
         resume point may move again."""
         async with self.lock:
             self.resume.gap_done(gap)
-            await self.store.wait_durable()
+            await self.durable()
             await self.resume.persist([gap.partition])
 
     # -- timers ---------------------------------------------------------------------------
@@ -206,7 +225,7 @@ class Engine:
                 return []
 
             await self.committer.run([Lookup(uid) for uid in partition_of], partition_of, work, index, now)
-            await self.store.wait_durable()
+            await self.durable()
             return len(partition_of)
 
     # -- jobs -------------------------------------------------------------------------------
@@ -218,7 +237,7 @@ class Engine:
             await self.store.delete_user(user_id, partition, identities)
             if self.settings.changelog:
                 await self.outputs.send_changelog([(partition, user_id, None)])
-            await self.store.wait_durable()
+            await self.durable()
 
     async def run_users(self, user_ids: Sequence[str], partition: int | None, work: Work,
                         only_existing: bool = True) -> CommitReport:
@@ -229,5 +248,5 @@ class Engine:
             report = await self.committer.run([Lookup(u) for u in user_ids], dict.fromkeys(user_ids, partition),
                                               work, self.definitions.index, self.now_ms(),
                                               only_existing=only_existing, use_cache=False)
-            await self.store.wait_durable()
+            await self.durable()
             return report

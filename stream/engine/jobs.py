@@ -18,6 +18,7 @@ lock like a batch, so jobs and the stream interleave safely.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -25,12 +26,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from stream import metrics
 from stream.config import Settings
-from stream.engine.backfill import LogSource, fold_partition
+from stream.engine.backfill import LogSource, SourceUnavailable, fold_partition
 from stream.engine.engine import Engine
 from stream.engine.recount import recount_partition
 from stream.membership import EXIT, Transition, UserState, forget_segments, merge_backfill, reevaluate
+from stream.outputs import OutputUnavailable
 from stream.rules import CHANNELS, channel_mask, reachability
 from stream.rules.jsonio import loads
 from stream.segments import Segment, SegmentIndex
@@ -44,6 +49,7 @@ from stream.state.userhash import PROFILE, SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 CHUNK = 500
+TRANSIENT = (SourceUnavailable, OutputUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 Result = dict[str, Any]
 
 
@@ -108,6 +114,12 @@ class JobRunner:
         spec = KINDS[job.kind]
         try:
             result = await spec.part(self, job, p)
+        except TRANSIENT as exc:  # an outage is not the job's failure: the part runs again later
+            log.warning("job %s (%s) partition %s paused by an outage (%s); it will run again", job.id,
+                        job.kind, p, exc)
+            with contextlib.suppress(*TRANSIENT):
+                await self.redis.delete(self.keys.job_lock(job.id, p))
+            return
         except Exception as exc:
             log.exception("job %s (%s) partition %s failed", job.id, job.kind, p)
             metrics.JOB_FAILURES.labels(str(job.kind)).inc()

@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from stream.config import Settings
+from stream.engine.backfill import SourceUnavailable
 from stream.kafkaio.client import client_kwargs
 from stream.outputs import Message
 
@@ -42,7 +44,11 @@ async def read_range(settings: Settings, topic: str, partition: int, start: int 
     `end` (default: the end offset seen now), stopping early at the first message appended at or
     after `stop_at_append_ms` (LogAppendTime only grows along a partition)."""
     c = consumer(settings)
-    await c.start()
+    try:
+        await c.start()
+    except BaseException:
+        await c.stop()
+        raise
     try:
         tp = TopicPartition(topic, partition)
         c.assign([tp])
@@ -96,6 +102,10 @@ class KafkaLog:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def read(self, topic: str, partition: int, start: int | None = None, end: int | None = None,
-             start_ms: int | None = None, stop_at_append_ms: int | None = None) -> AsyncIterator[list[Message]]:
-        return read_range(self.settings, topic, partition, start, end, start_ms, stop_at_append_ms)
+    async def read(self, topic: str, partition: int, start: int | None = None, end: int | None = None,
+                   start_ms: int | None = None, stop_at_append_ms: int | None = None) -> AsyncIterator[list[Message]]:
+        try:
+            async for batch in read_range(self.settings, topic, partition, start, end, start_ms, stop_at_append_ms):
+                yield batch
+        except KafkaError as exc:
+            raise SourceUnavailable(f"{topic}[{partition}]: {exc}") from exc

@@ -24,14 +24,14 @@ from aiokafka.structs import RecordMetadata
 
 from stream.config import Settings
 from stream.kafkaio.client import client_kwargs
-from stream.outputs import ChangelogRecord, DeadLetter
+from stream.outputs import ChangelogRecord, DeadLetter, OutputUnavailable
 
 MAX_BATCH_BYTES = 1 << 20
 Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers]  # key, value, headers
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(OutputUnavailable):
     """Kafka could not be reached or did not acknowledge; callers retry, the API answers 503."""
 
 

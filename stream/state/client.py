@@ -15,6 +15,10 @@ from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream.config import Settings
 
@@ -72,8 +76,12 @@ def endpoint(settings: Settings) -> Endpoint:
 def connect(settings: Settings, **overrides: Any) -> RedisClient:
     """A decode_responses client: every product key and value is text."""
     ep = endpoint(settings)
+    # A restarted Redis leaves every pooled connection dead: retry on a fresh one, with back-off,
+    # before an outage is reported to the caller (which then backs off on its own).
     kwargs: dict[str, Any] = {"decode_responses": True, "username": ep.username, "password": ep.password,
-                              "socket_connect_timeout": 5, "health_check_interval": 10}
+                              "socket_connect_timeout": 5, "health_check_interval": 10,
+                              "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
+                              "retry_on_error": [RedisConnectionError, RedisTimeoutError, OSError]}
     if ep.tls:
         kwargs.update(ssl=True, ssl_ca_certs=ep.ca_certs, ssl_certfile=ep.certfile, ssl_keyfile=ep.keyfile)
     kwargs.update(overrides)

@@ -37,6 +37,7 @@ class MemoryEngineStore:
     index: SegmentIndex = EMPTY_INDEX
     resume: dict[int, tuple[Resume, str | None]] = field(default_factory=dict)
     durable_waits: int = 0
+    instance_id: str = "memory"
 
     def __post_init__(self) -> None:
         self.cache = UserCache(self.cache_size)
@@ -162,6 +163,9 @@ class MemoryEngineStore:
 
     async def wait_durable(self) -> None:
         self.durable_waits += 1
+
+    async def instance(self) -> str:
+        return self.instance_id
 
     async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
         self.cache.take(user_id)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from stream.membership import UserState
 from stream.segments import SegmentIndex
@@ -33,8 +34,13 @@ REPLICA_INFO_SECONDS = 5.0
 Resume = dict[str, int]  # topic -> next offset
 
 
-class ReplicasBehind(RuntimeError):
+class ReplicasBehind(RedisConnectionError):
     """A Redis master's replicas did not acknowledge the batch's writes in time."""
+
+
+class RedisRestarted(RedisConnectionError):
+    """A Redis master restarted (or failed over) while a batch ran: its writes may be lost, so the
+    batch is done again from the start."""
 
 
 @dataclass
@@ -64,6 +70,7 @@ class EngineStore(Protocol):
                              offsets: Resume) -> tuple[Resume, str | None] | None: ...
     async def wait_durable(self) -> None: ...
     async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None: ...
+    async def instance(self) -> str: ...
     async def close(self) -> None: ...
 
 
@@ -150,6 +157,17 @@ class RedisEngineStore:
             return None
         flat = [str(x) for x in reply[1:]]
         return parse_resume(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    async def instance(self) -> str:
+        """Which Redis processes hold the data now: each master's address and run_id (a new one
+        after a restart or a failover). A change during a batch means its writes may be gone."""
+        infos = await self.lua.router.on_every_master([b"INFO", b"server"])
+        ids = []
+        for node, info in sorted(infos.items()):
+            run_id = next((line.split(":", 1)[1].strip() for line in str(info).splitlines()
+                           if line.startswith("run_id:")), "?")
+            ids.append(f"{node[0]}:{node[1]}={run_id}")
+        return ",".join(ids)
 
     async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
         self.users.cache.take(user_id)

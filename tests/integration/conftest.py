@@ -194,7 +194,10 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], Awaitable[Proc
         async def settled() -> bool:
             assert proc.alive(), f"worker died:\n{proc.tail()}"
             held: set[int] = set()
-            for beat in (await read_heartbeats(client, keys)).values():
+            beats = await read_heartbeats(client, keys)
+            if not any(w.endswith(f"-{proc.popen.pid}") and b.get("ready") for w, b in beats.items()):
+                return False  # this worker is up (a killed one's last heartbeat may still look fresh)
+            for beat in beats.values():
                 if beat.get("ready"):
                     held |= set(beat["partitions"])
             return want <= held
