@@ -58,10 +58,9 @@ start() {
   fi
   log "starting kafka on $KAFKA_HOST:$KAFKA_PORT"
   local t0=$SECONDS
-  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+  detach "$PIDFILE" "$VAR/log/kafka.out" java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
        -Dlog4j.configuration="file:$KDIR/log4j.properties" \
-       -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties" >"$VAR/log/kafka.out" 2>&1 &
-  echo $! >"$PIDFILE"
+       -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties"
   wait_for "kafka metadata" 120 broker_answers || { tail -30 "$VAR/log/kafka.out" >&2; return 1; }
   log "kafka ready in $((SECONDS - t0))s"
 }
