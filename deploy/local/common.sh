@@ -34,6 +34,18 @@ wait_for() {
   done
 }
 
+# wait_alive PIDFILE DESCRIPTION TIMEOUT_SECONDS COMMAND...: wait_for, but gives up as soon as the
+# process in PIDFILE is gone (a service that exits at once, say on a taken port, fails in seconds).
+wait_alive() {
+  local pidfile="$1" what="$2" timeout="$3"; shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! pid_alive "$pidfile"; then log "gave up waiting for $what: the process exited"; return 1; fi
+    if ((SECONDS >= deadline)); then log "timed out after ${timeout}s waiting for $what"; return 1; fi
+    sleep 0.2
+  done
+}
+
 # detach PIDFILE LOGFILE COMMAND...: runs COMMAND in the background in a session of its own and
 # records its pid. Without a controlling terminal a service never gets the Ctrl-C (or hangup) meant
 # for the script in the foreground: it stops when stop_pid asks, in the stack's order. (setsid only

@@ -46,6 +46,13 @@ asyncio.run(main())
 PY
 }
 
+# Kafka logs to kafka-server.log (log4j); its stdout only gets what the JVM itself prints.
+startup_failed() {
+  pid_alive "$PIDFILE" || log "kafka exited (is port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT taken?)"
+  tail -30 "$VAR/log/kafka.out" >&2 || true
+  tail -n "+$((LOG_MARK + 1))" "$VAR/log/kafka-server.log" 2>/dev/null | grep -E " (ERROR|FATAL) " | tail -10 >&2 || true
+}
+
 start() {
   if pid_alive "$PIDFILE"; then log "kafka already running (pid $(cat "$PIDFILE"))"; return 0; fi
   resolve_jars
@@ -57,11 +64,12 @@ start() {
       || { tail -20 "$VAR/log/kafka-format.log" >&2; return 1; }
   fi
   log "starting kafka on $KAFKA_HOST:$KAFKA_PORT"
+  LOG_MARK="$(wc -l <"$VAR/log/kafka-server.log" 2>/dev/null || echo 0)"  # this start's lines follow
   local t0=$SECONDS
   detach "$PIDFILE" "$VAR/log/kafka.out" java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
        -Dlog4j.configuration="file:$KDIR/log4j.properties" \
        -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties"
-  wait_for "kafka metadata" 120 broker_answers || { tail -30 "$VAR/log/kafka.out" >&2; return 1; }
+  wait_alive "$PIDFILE" "kafka metadata" 120 broker_answers || { startup_failed; return 1; }
   log "kafka ready in $((SECONDS - t0))s"
 }
 

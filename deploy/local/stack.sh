@@ -24,8 +24,8 @@ up() {
   "$PY" -m stream.cli topics
   start_proc worker "$PY" -m stream.cli worker
   start_proc api "$PY" -m stream.cli api
-  wait_for "the API's /readyz" 120 ready || { tail -20 "$VAR/log/api.log" >&2; exit 1; }
-  wait_for "a worker heartbeat" 120 worker_alive || { tail -40 "$VAR/log/worker.log" >&2; exit 1; }
+  wait_alive "$VAR/run/api.pid" "the API's /readyz" 120 ready || { tail -20 "$VAR/log/api.log" >&2; exit 1; }
+  wait_alive "$VAR/run/worker.pid" "a worker heartbeat" 120 worker_alive || { tail -40 "$VAR/log/worker.log" >&2; exit 1; }
   log "stack up in $((SECONDS - t0))s: API and dashboard at http://127.0.0.1:$API_PORT/"
 }
 

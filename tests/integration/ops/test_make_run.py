@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import termios
 import threading
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, free_port
+from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +38,28 @@ STOP_SECONDS = 150     # stack.sh down gives Kafka up to 60 s, the worker and AP
 SERVICES = {"api", "worker", "kafka", "redis"}
 
 
+def listen_port(taken: set[int]) -> int:
+    """A free port below Linux's ephemeral range (32768+): a port there can be any client connection's
+    local port the moment the service binds it, which on a busy machine made Kafka fail to start."""
+    while True:
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
 def run_env(var: Path) -> dict[str, str]:
     """This test's stack: ports from STREAM_TEST_RUN_* (or free ones), nothing from the outer make or stack."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("STREAM_", "MAKE")) and k not in ("MFLAGS", "MAKEFLAGS")}
+    taken: set[int] = set()
     for name in ("API", "KAFKA", "KAFKA_CONTROLLER", "REDIS", "WORKER_WEB"):
-        env[f"STREAM_{name}_PORT"] = os.environ.get(f"STREAM_TEST_RUN_{name}_PORT") or str(free_port())
+        env[f"STREAM_{name}_PORT"] = os.environ.get(f"STREAM_TEST_RUN_{name}_PORT") or str(listen_port(taken))
     env.update(STREAM_VAR_DIR=str(var), STREAM_DEMO_USERS="50", STREAM_DEMO_EVENTS="300", TERM="dumb")
     return env
 
@@ -103,9 +121,17 @@ class Terminal:
                 found = URL.search(self._out)
             if found:
                 return found.group(1).decode()
-            assert self.proc.poll() is None, f"make run exited with {self.proc.returncode}:\n{self.output}"
+            assert self.proc.poll() is None, f"make run exited with {self.proc.returncode}:\n{self.output}{self.logs()}"
             time.sleep(0.2)
-        raise AssertionError(f"no dashboard URL after {STARTUP_SECONDS}s:\n{self.output}")
+        raise AssertionError(f"no dashboard URL after {STARTUP_SECONDS}s:\n{self.output}{self.logs()}")
+
+    def logs(self, lines: int = 25) -> str:
+        """The stack's own logs, for a failure message (the next test starts from an empty log dir)."""
+        parts = []
+        for log in sorted((self.var / "log").glob("*")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"\n--- {log.name} ---\n" + "\n".join(tail))
+        return "".join(parts)
 
     def wait(self) -> int:
         try:
