@@ -17,13 +17,11 @@ down:
 	@bash deploy/local/stack.sh down
 
 demo:
-	@$(PY) -m stream.cli demo --api-url http://127.0.0.1:$${STREAM_API_PORT:-8000}
+	@bash deploy/local/stack.sh demo
 
-run: up demo
-	@echo
-	@echo "  Dashboard: http://127.0.0.1:$${STREAM_API_PORT:-8000}/   (Ctrl-C stops everything)"
-	@echo
-	@trap 'bash deploy/local/stack.sh down' INT TERM EXIT; while true; do sleep 3600; done
+# Up, demo, then wait in the foreground; Ctrl-C or SIGTERM stops everything and exits 0 (see run.sh).
+run: provision
+	@exec bash deploy/local/run.sh
 
 # Tests run against their own Kafka and Redis (ports 19092/16380, var/test) so they
 # never touch a stack started by `make up`.
@@ -40,7 +38,7 @@ test-browser: provision
 	@bash deploy/local/test.sh -m browser
 
 lint: provision
-	@$(PY) -m ruff check stream tests bench
+	@$(PY) -m ruff check stream tests bench deploy
 	@$(PY) -m mypy
 
 bench: provision

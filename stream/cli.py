@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 from typing import NoReturn
 
@@ -143,7 +144,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """The suite lives in the repository's bench/ folder, next to the package."""
-    import os
     import subprocess
     from pathlib import Path
 
@@ -176,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("name")
     keys.set_defaults(func=_keys)
     demo = sub.add_parser("demo", help="load demo users, events and segments")
-    demo.add_argument("--users", type=int, default=3000)
-    demo.add_argument("--events", type=int, default=30000)
+    # argparse converts a string default with `type`, so a bad variable fails like a bad flag would.
+    demo.add_argument("--users", type=int, default=os.environ.get("STREAM_DEMO_USERS", "3000"),
+                      help="demo users (default: $STREAM_DEMO_USERS or 3000)")
+    demo.add_argument("--events", type=int, default=os.environ.get("STREAM_DEMO_EVENTS", "30000"),
+                      help="demo events (default: $STREAM_DEMO_EVENTS or 30000)")
     demo.add_argument("--api-url", default=None)
     demo.set_defaults(func=_demo)
     gen = sub.add_parser("generate", help="produce a synthetic workload to Kafka")

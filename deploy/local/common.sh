@@ -9,8 +9,20 @@ KAFKA_HOST="${STREAM_KAFKA_HOST:-127.0.0.1}"
 KAFKA_PORT="${STREAM_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${STREAM_KAFKA_CONTROLLER_PORT:-9093}"
 REDIS_PORT="${STREAM_REDIS_PORT:-6380}"
+API_PORT="${STREAM_API_PORT:-8000}"
+WORKER_WEB_PORT="${STREAM_WORKER_WEB_PORT:-6066}"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# stack_env: the services' own settings, derived from the ports and var dir above unless set
+# explicitly, so every process of one stack (and its demo loader) talks to that stack only.
+stack_env() {
+  export STREAM_KAFKA_BOOTSTRAP="${STREAM_KAFKA_BOOTSTRAP:-$KAFKA_HOST:$KAFKA_PORT}"
+  export STREAM_REDIS_URL="${STREAM_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+  export STREAM_DATA_DIR="${STREAM_DATA_DIR:-$VAR/faust}"
+  export STREAM_API_PORT="$API_PORT" STREAM_WORKER_WEB_PORT="$WORKER_WEB_PORT"
+}
+
+# A log line that cannot be written (the terminal closed) must not abort a stop half way under set -e.
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2 || true; }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls until COMMAND succeeds.
 wait_for() {
@@ -20,6 +32,29 @@ wait_for() {
     if ((SECONDS >= deadline)); then log "timed out after ${timeout}s waiting for $what"; return 1; fi
     sleep 0.2
   done
+}
+
+# wait_alive PIDFILE DESCRIPTION TIMEOUT_SECONDS COMMAND...: wait_for, but gives up as soon as the
+# process in PIDFILE is gone (a service that exits at once, say on a taken port, fails in seconds).
+wait_alive() {
+  local pidfile="$1" what="$2" timeout="$3"; shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! pid_alive "$pidfile"; then log "gave up waiting for $what: the process exited"; return 1; fi
+    if ((SECONDS >= deadline)); then log "timed out after ${timeout}s waiting for $what"; return 1; fi
+    sleep 0.2
+  done
+}
+
+# detach PIDFILE LOGFILE COMMAND...: runs COMMAND in the background in a session of its own and
+# records its pid. Without a controlling terminal a service never gets the Ctrl-C (or hangup) meant
+# for the script in the foreground: it stops when stop_pid asks, in the stack's order. (setsid only
+# forks when it leads a process group, and a background child of a script never does, so $! is
+# the service itself.)
+detach() {
+  local pidfile="$1" logfile="$2"; shift 2
+  nohup setsid "$@" >"$logfile" 2>&1 </dev/null &
+  echo $! >"$pidfile"
 }
 
 # pid_alive PIDFILE: the recorded process still runs.

@@ -158,8 +158,12 @@ asyncio.run(main())
 PY
 }
 
-# broker_ready: the broker answers, or its process is gone (so a bad config fails fast).
-broker_ready() { ! pid_alive "$PIDFILE" || broker_answers; }
+# Kafka logs to kafka-server.log (log4j); its stdout only gets what the JVM itself prints.
+startup_failed() {
+  pid_alive "$PIDFILE" || log "kafka exited (is port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT taken?)"
+  tail -30 "$VAR/log/kafka.out" >&2 || true
+  tail -n "+$((LOG_MARK + 1))" "$VAR/log/kafka-server.log" 2>/dev/null | grep -E " (ERROR|FATAL) " | tail -10 >&2 || true
+}
 
 check_sasl_settings() {
   [[ "$SASL_PORT" =~ ^[0-9]+$ ]] || { log "STREAM_KAFKA_SASL_PORT must be a port number"; return 1; }
@@ -182,14 +186,10 @@ start() {
     return 1
   fi
   log "starting kafka on $KAFKA_HOST:$KAFKA_PORT${SASL_PORT:+ (SASL_SSL on $SASL_PORT)}"
+  LOG_MARK="$(wc -l <"$VAR/log/kafka-server.log" 2>/dev/null || echo 0)"  # this start's lines follow
   local t0=$SECONDS
-  nohup java "${JAVA_OPTS[@]}" -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties" >"$VAR/log/kafka.out" 2>&1 &
-  echo $! >"$PIDFILE"
-  if ! wait_for "kafka metadata" 120 broker_ready || ! pid_alive "$PIDFILE"; then
-    log "kafka did not start; see $VAR/log/kafka.out and $VAR/log/kafka-server.log"
-    tail -30 "$VAR/log/kafka.out" >&2
-    return 1
-  fi
+  detach "$PIDFILE" "$VAR/log/kafka.out" java "${JAVA_OPTS[@]}" -cp "$JARS/*" kafka.Kafka "$KDIR/server.properties"
+  wait_alive "$PIDFILE" "kafka metadata" 120 broker_answers || { startup_failed; return 1; }
   log "kafka ready in $((SECONDS - t0))s"
 }
 

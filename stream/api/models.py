@@ -70,6 +70,8 @@ class TrendPoint(BaseModel):
 class TrendOut(BaseModel):
     points: list[TrendPoint]
     today: TrendPoint
+    created_date: str = Field(description="The segment's creation day in the trend's zone (STREAM_TIMEZONE): "
+                                          "points start the day after it, a chart's axis on it.")
 
 
 class EstimateOut(BaseModel):

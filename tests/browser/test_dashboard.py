@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,10 @@ async def test_segment_detail_insights_recount_user_and_export(stack: Stack, pag
     await expect(page.locator("#rule-summary")).not_to_be_empty()
     await expect(page.locator("#trend-chart canvas")).to_have_count(1)
     await expect(page.get_by_test_id("trend-today")).to_contain_text("4 members today")
+    # created today: the axis is today alone, not an empty week before it
+    today = datetime.now(UTC).date().isoformat()
+    await expect(page.locator("#trend-chart")).to_have_attribute("data-x-ticks", today)
+    await expect(page.locator("#trend-chart")).to_have_attribute("data-days", today)
     await expect(page.locator("#mode-estimate")).to_have_attribute("aria-selected", "true")
     await expect(page.get_by_test_id("insights-estimate").get_by_test_id("insight-size")).to_have_text("4")
     email = page.locator('[data-testid=reach-row][data-channel="email"] [data-testid=reach-value]')

@@ -26,8 +26,11 @@ async def trend(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     seg = await get_segment_or_404(svc, sid)
     counters, size = await read_trend(svc.core.redis, svc.core.keys, sid)
     today = datetime.now(svc.zone).date()
-    points, today_point = build_trend(counters, size, local_day(seg.created_at_ms, svc.zone), today)
-    return {"points": points, "today": today_point}
+    created = local_day(seg.created_at_ms, svc.zone)
+    points, today_point = build_trend(counters, size, created, today)
+    # The creation day in the zone that splits the days: a browser knows neither that zone nor, before
+    # the first full day, the first point's date, so it cannot derive it from created_at itself.
+    return {"points": points, "today": today_point, "created_date": created.isoformat()}
 
 
 @router.get("/segments/{sid}/insights", dependencies=[READ],

@@ -54,7 +54,7 @@ async def test_membership_through_every_read_route(topics: Settings, stack: http
     # trend: created today, so no full day yet; today counts both transitions
     today = datetime.now(UTC).date().isoformat()
     assert (await api.get(f"/segments/{sid}/trend")).json() == {
-        "points": [], "today": {"date": today, "size": 4, "entered": 5, "exited": 1}}
+        "points": [], "today": {"date": today, "size": 4, "entered": 5, "exited": 1}, "created_date": today}
 
     estimate = (await api.get(f"/segments/{sid}/insights", params={"mode": "estimate"})).json()
     assert estimate["mode"] == "estimate"
