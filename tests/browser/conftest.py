@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from stream.config import Settings
 from tests.integration.conftest import *  # noqa: F403  (fixtures: services, topics, redis, producer, start_*)
-from tests.integration.conftest import ROOT, Proc
+from tests.integration.conftest import ROOT, Proc, bearer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -64,8 +64,16 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 class Stack:
     """The dashboard's URL plus an API client to seed and check data with."""
 
-    def __init__(self, settings: Settings, url: str, client: httpx.AsyncClient) -> None:
-        self.settings, self.url, self.api = settings, url, client
+    def __init__(self, settings: Settings, url: str, client: httpx.AsyncClient, key: str) -> None:
+        self.settings, self.api, self.key = settings, client, key
+        self.base = url
+        self.url = f"{url}/#key={key}"  # signed in, as the URL `make run` prints
+
+    async def visit(self, page: Page, route: str = "#/") -> None:
+        """Signs in through the URL fragment (as `make run` prints it), then opens `route`."""
+        await page.goto(self.url)
+        await expect(page.locator("#key-name")).to_have_text("test-admin")
+        await page.goto(f"{self.base}/{route}")
 
     async def create(self, name: str, kind: str = "live", rule: dict[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"name": name, "kind": kind}
@@ -77,16 +85,16 @@ class Stack:
 
 
 @pytest_asyncio.fixture
-async def stack(topics: Settings, redis: Redis, start_worker: Callable[[Settings], Awaitable[Proc]],
+async def stack(topics: Settings, redis: Redis, admin_key: str, start_worker: Callable[[Settings], Awaitable[Proc]],
                 start_api: Callable[[Settings], Awaitable[str]]) -> AsyncIterator[Stack]:
     await start_worker(topics)
     url = await start_api(topics)
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=bearer(admin_key)) as client:
         index = await client.get("/")
         wired = "GET / does not serve the dashboard: is routes.dashboard included in create_app()?"
         assert index.status_code == 200, wired
         assert "text/html" in index.headers["content-type"], wired
-        yield Stack(topics, url, client)
+        yield Stack(topics, url, client, admin_key)
 
 
 async def shot(page: Page, name: str, full_page: bool = True) -> None:

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Stack, shot
-from tests.integration.conftest import eventually, produce_json
+from tests.integration.conftest import eventually, make_key, produce_json
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +65,7 @@ async def test_list_search_hide_and_create(stack: Stack, page: Page) -> None:
     await stack.api.patch(f"/segments/{(await stack.create('Archived test', rule=PUNE))['id']}",
                           json={"hidden": True})
 
-    await page.goto(stack.url + "/")
+    await stack.visit(page)
     rows = page.get_by_test_id("segment-row")
     await expect(rows).to_have_count(3)
     await expect(page.locator(f'[data-testid=segment-row][data-id="{lapsed["id"]}"]')).to_contain_text("Past behavior")
@@ -113,7 +113,7 @@ async def test_segment_detail_insights_recount_user_and_export(stack: Stack, pag
     sid = (await stack.create("Pune", kind="past_behavior", rule=PUNE))["id"]
     await estimate_is(stack, sid, 4)
 
-    await page.goto(f"{stack.url}/#/segments/{sid}")
+    await stack.visit(page, f"#/segments/{sid}")
     await expect(page.locator("#segment-name")).to_contain_text("Pune")
     await expect(page.locator("#rule-summary")).not_to_be_empty()
     await expect(page.locator("#trend-chart canvas")).to_have_count(1)
@@ -210,7 +210,7 @@ async def test_custom_list_upload_usage_and_download(stack: Stack, page: Page, p
     for name in ("Welcome", "Win back"):
         assert (await stack.api.post("/journeys", json={"name": name, "segment_ids": [sid]})).status_code == 201
 
-    await page.goto(f"{stack.url}/#/segments/{sid}")
+    await stack.visit(page, f"#/segments/{sid}")
     await expect(page.locator("#segment-name")).to_contain_text("VIP list")
     await expect(page.locator("#rule")).to_have_count(0)
     await expect(page.get_by_test_id("usage-campaigns")).to_have_text("1")
@@ -238,3 +238,26 @@ async def test_custom_list_upload_usage_and_download(stack: Stack, page: Page, p
     rows = read_csv(Path(await (await info.value).path()))
     assert rows[0] == ["user_id", "name", "email"]
     assert sorted(rows[1:]) == [["u-1", "Ana", "ana@x.io"], ["u-5", "Eve", "eve@x.io"]]  # u-3 is blacklisted
+
+
+async def test_sign_in_with_a_key_shows_only_what_its_scopes_allow(stack: Stack, page: Page) -> None:
+    """A read-only key sees segments and insights but no create, delete, export or sample users;
+    a wrong key is refused at the sign-in form."""
+    sid = (await stack.create("Readers"))["id"]
+    reader = await make_key(stack.settings, "reader", ["read"])
+    await page.goto(f"{stack.base}/")
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await page.fill("#key-input", "lsk_nope_nope")
+    await page.click("#sign-in button[type=submit]")
+    await expect(page.locator("#key-error")).to_contain_text("refused")
+    await page.fill("#key-input", reader)
+    await page.click("#sign-in button[type=submit]")
+    await expect(page.locator("#key-scopes")).to_have_text("read")
+    await expect(page.locator(f"[data-testid=segment-row][data-id='{sid}']")).to_be_visible()
+    await expect(page.locator("#open-create")).to_be_hidden()
+    await page.goto(f"{stack.base}/#/segments/{sid}")
+    await expect(page.locator("#insights-card")).to_be_visible()
+    for hidden in ("#export", "#sample-card", "#delete-segment", "#toggle-hidden"):
+        await expect(page.locator(hidden)).to_be_hidden()
+    await shot(page, "read-only-key")
+    assert await page.evaluate("sessionStorage.getItem('live-segments.key')") == reader

@@ -16,11 +16,9 @@ from playwright.async_api import Browser, Locator, Page, Route, expect
 from redis.asyncio import Redis
 
 from stream.rules import parse_segment
-from stream.state.catalog import create_segment
-from stream.state.jobs import JobStore
 from stream.state.keys import Keys
-from stream.state.segments import SegmentStore
 from stream.testing import ms
+from stream.wiring import Core
 from tests.browser.conftest import Stack, shot
 from tests.integration.conftest import eventually
 
@@ -35,9 +33,12 @@ async def three_days_old(stack: Stack, redis: Redis) -> tuple[str, date]:
     """A custom list created at 10:00 three days ago: 2 joined that day, then (+3 −1), (+1), today (+2 −1)."""
     created = datetime.now(UTC).date() - timedelta(days=3)
     keys = Keys(stack.settings.key_prefix)
-    seg, _ = await create_segment(SegmentStore(redis, keys), JobStore(redis, keys),
-                                  parse_segment({"name": "Three days old", "kind": "custom_list"}),
-                                  stack.settings.partitions, now_ms=ms(datetime.combine(created, time(10), UTC)))
+    core = Core.build(stack.settings)
+    try:
+        seg, _ = await core.catalog.create_segment(parse_segment({"name": "Three days old", "kind": "custom_list"}),
+                                                   created_ms=ms(datetime.combine(created, time(10), UTC)))
+    finally:
+        await core.close()
     await redis.hset(keys.trend(seg.id), mapping={
         f"e:{day(created, 0)}": 2, f"e:{day(created, 1)}": 3, f"x:{day(created, 1)}": 1,
         f"e:{day(created, 2)}": 1, f"e:{day(created, 3)}": 2, f"x:{day(created, 3)}": 1})
@@ -93,7 +94,7 @@ async def with_strict_csp(page: Page) -> list[str]:
 async def test_trend_axis_starts_on_the_creation_day_with_tooltips(stack: Stack, page: Page, redis: Redis) -> None:
     sid, created = await three_days_old(stack, redis)
     violations = await with_strict_csp(page)
-    await page.goto(f"{stack.url}/#/segments/{sid}")
+    await stack.visit(page, f"#/segments/{sid}")
     await expect(page.locator("#segment-name")).to_contain_text("Three days old")
     await expect(page.get_by_test_id("trend-today")).to_contain_text("6 members today")
     await assert_axis(page, created)
@@ -138,7 +139,7 @@ async def test_trend_days_do_not_shift_with_the_browsers_zone(stack: Stack, brow
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(f"{stack.url}/#/segments/{sid}")
+        await stack.visit(page, f"#/segments/{sid}")
         await assert_axis(page, created)
         await hover_day(page.locator("#trend-chart .u-over"), 1, 4)
         await expect(page.get_by_test_id("trend-tooltip")).to_have_attribute("data-date", day(created, 1))

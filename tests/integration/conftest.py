@@ -85,7 +85,7 @@ def settings_factory(services: tuple[str, str], tmp_path: Path) -> Callable[...,
             "topic_control": f"control-{tag}", "topic_changelog": f"changelog-{tag}",
             "topic_trend_changelog": f"trend-{tag}", "partitions": 4,
             "data_dir": str(tmp_path / f"faust-{tag}"), "worker_web_port": free_port(), "api_port": free_port(),
-            "timer_interval_seconds": 0.2,
+            "timer_interval_seconds": 0.2, "api_body_timeout_seconds": 3.0,
         }
         base.update(overrides)
         return Settings(**base)

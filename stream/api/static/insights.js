@@ -12,7 +12,8 @@ export function renderInsights(container, sid, ctx, { onExact = () => {} } = {})
   let recounting = false;
   const estimateBtn = h("button", { type: "button", id: "mode-estimate", role: "tab", class: "seg-btn" }, "Estimate");
   const exactBtn = h("button", { type: "button", id: "mode-exact", role: "tab", class: "seg-btn" }, "Exact");
-  const recountBtn = h("button", { type: "button", id: "recount", hidden: true }, "Recount");
+  const recountBtn = h("button", { type: "button", id: "recount", hidden: true, dataset: { needs: "write" } },
+    "Recount");
   const stamp = h("span", { class: "muted small", id: "insights-stamp" });
   const bar = h("div", { class: "bar" });
   const progressLabel = h("span", { class: "small muted", id: "recount-status" });

@@ -21,7 +21,7 @@ export function renderList(view, ctx) {
   const listError = errorBox("list-error");
   const form = createForm(ctx);
   const toggleForm = h("button", {
-    id: "open-create", class: "primary", type: "button",
+    id: "open-create", class: "primary", type: "button", dataset: { needs: "write" },
     onclick: () => { form.hidden = !form.hidden; if (!form.hidden) form.querySelector("input").focus(); },
   }, "Create segment");
 

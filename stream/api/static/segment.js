@@ -2,7 +2,7 @@
 // custom lists show who uses them and take CSV uploads. Both show the trend,
 // insights, sample users and a CSV export with a field picker.
 
-import { ApiError, api, query, seg } from "./api.js";
+import { ApiError, api, download, query, seg } from "./api.js";
 import { CHANNELS, card, errorBox, h, kindBadge, num, replace, showError, when } from "./dom.js";
 import { renderInsights } from "./insights.js";
 import { renderTrend } from "./trend.js";
@@ -33,7 +33,7 @@ export async function renderSegment(view, sid, ctx) {
   const refreshLive = () => {
     loadTrend(trend, sid, ctx);
     renderInsights(insights, sid, ctx, { onExact: exportCard.setBlacklisted });
-    renderSample(sample, sid, ctx);
+    if (document.body.hasAttribute("data-can-pii")) renderSample(sample, sid, ctx);
   };
 
   replace(view,
@@ -44,7 +44,7 @@ export async function renderSegment(view, sid, ctx) {
       isList ? usageSection(sid, ctx) : null,
       isList ? uploadSection(sid, ctx, refreshLive) : null,
       card("Size and reachability", { id: "insights-card", class: "card wide" }, insights),
-      card("Sample users", { id: "sample-card" }, sample),
+      card("Sample users", { id: "sample-card", dataset: { needs: "pii" } }, sample),
       exportCard.el));
   refreshLive();
   // The export note names the blacklisted count when an exact count already exists; never starts a recount.
@@ -63,8 +63,10 @@ async function loadTrend(container, sid, ctx) {
 function header(segment, ctx) {
   let hidden = segment.hidden;
   const hiddenBadge = h("span", { class: "badge muted-badge", id: "hidden-badge", hidden: !hidden }, "hidden");
-  const toggle = h("button", { type: "button", id: "toggle-hidden" }, hidden ? "Show in list" : "Hide from list");
-  const del = h("button", { type: "button", id: "delete-segment", class: "danger" }, "Delete");
+  const toggle = h("button", { type: "button", id: "toggle-hidden", dataset: { needs: "write" } },
+    hidden ? "Show in list" : "Hide from list");
+  const del = h("button", { type: "button", id: "delete-segment", class: "danger", dataset: { needs: "write" } },
+    "Delete");
   const confirm = h("span", { id: "confirm-delete-wrap", hidden: true },
     h("span", { class: "small" }, "Delete this segment? "),
     h("button", { type: "button", id: "confirm-delete", class: "danger" }, "Yes, delete"),
@@ -184,7 +186,7 @@ function uploadSection(sid, ctx, onUploaded) {
       submit.disabled = false;
     }
   });
-  return card("Upload users", { id: "upload" },
+  return card("Upload users", { id: "upload", dataset: { needs: "write" } },
     h("p", { class: "muted small" }, "A CSV whose header has a ", h("code", {}, "user_id"), ", ", h("code", {}, "email"), " or ",
       h("code", {}, "phone"), " column. Rows that match a known user add them to the list; uploads add, never remove."),
     form, error, result);
@@ -196,12 +198,12 @@ function exportSection(sid, isList) {
   ].map((f) => h("label", { class: "check" },
     h("input", { type: "checkbox", value: f, testid: "export-field", checked: DEFAULT_FIELDS.has(f) }), ` ${f}`));
   const extra = h("input", { id: "export-extra", placeholder: "other profile fields, comma separated", autocomplete: "off" });
-  const link = h("a", { id: "export-download", class: "button primary", download: `${sid}.csv`, href: "#" },
+  const link = h("a", { id: "export-download", class: "button primary", href: "#" },
     isList ? "Download CSV" : "Export CSV");
   const columns = h("p", { class: "small muted", id: "export-columns" });
   const error = errorBox("export-error");
   const blacklisted = h("span", { id: "export-blacklisted" });
-  const el = card(isList ? "Download users" : "Export users", { id: "export" },
+  const el = card(isList ? "Download users" : "Export users", { id: "export", dataset: { needs: "pii" } },
     h("fieldset", { class: "fields" }, h("legend", {}, "Columns"), boxes),
     h("label", { class: "field" }, "Extra fields", extra),
     columns, error,
@@ -227,9 +229,15 @@ function exportSection(sid, isList) {
   }
   el.addEventListener("input", update);
   el.addEventListener("change", update);
-  link.addEventListener("click", (ev) => {
+  link.addEventListener("click", async (ev) => {
+    ev.preventDefault();
     update();
-    if (link.getAttribute("aria-disabled") === "true") ev.preventDefault();
+    if (link.getAttribute("aria-disabled") === "true") return;
+    try {
+      await download(link.getAttribute("href"), `${sid}.csv`);
+    } catch (err) {
+      showError(error, err instanceof ApiError ? `Export failed: ${err.detail}` : String(err));
+    }
   });
   update();
   return {
