@@ -232,12 +232,19 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.timer(0.2)
     async def gaps() -> None:
         async def replay() -> None:
+            """Each gap from the log, in order, until its topic partition caught up with the stream."""
             eng = engine()
-            for gap in eng.pending_gaps():
-                async for chunk in KafkaLog(settings).read(gap.topic, gap.partition, start=gap.start, end=gap.end):
-                    await eng.process(chunk, replay=True)
-                await eng.gap_replayed(gap)
-                log.warning("replayed %s[%d] %d..%d", gap.topic, gap.partition, gap.start, gap.end)
+            for _ in range(100):  # the stream may keep extending a gap; the next round goes on
+                gaps = eng.pending_gaps()
+                if not gaps:
+                    return
+                for gap in gaps:
+                    async for chunk in KafkaLog(settings).read(gap.topic, gap.partition, start=gap.start,
+                                                                end=gap.end):
+                        await eng.process(chunk, replay=True)
+                    if await eng.gap_replayed(gap):
+                        log.warning("replayed %s[%d] up to %d; applying it from the stream again", gap.topic,
+                                    gap.partition, gap.end)
 
         await guarded("gaps", replay)
 

@@ -123,9 +123,11 @@ class Committer:
         fresh = [(a.user.user_id, t) for a in applied for t in a.user.outbox if t.op in (ENTER, EXIT)]
         replayed = [(a.user.user_id, t) for a in applied for t in a.user.stale_outbox if t.op in (ENTER, EXIT)]
         # Kafka first: a crash between this and the member sets is repaired by the outbox
-        # replay on the user's next touch, at worst sending a message twice.
-        if fresh:
-            await self.outputs.send_changes([self.change_record(u, t) for u, t in fresh])
+        # replay on the user's next touch, at worst sending a message twice. A replayed outbox
+        # (a crash, or a Redis that came back older) is sent again too, before this touch's own
+        # transitions, so the topic's last word on each (segment, user) is the current one.
+        if fresh or replayed:
+            await self.outputs.send_changes([self.change_record(u, t) for u, t in (*replayed, *fresh)])
         member_changes: dict[str, list[MemberChange]] = defaultdict(list)
         origin: dict[str, list[tuple[bool, str, Transition]]] = defaultdict(list)
         for is_fresh, rows in ((False, replayed), (True, fresh)):
@@ -134,23 +136,18 @@ class Committer:
                     member_changes[t.segment_id].append(("1" if t.op == ENTER else "0", uid, self.day(t.at_ms)))
                     origin[t.segment_id].append((is_fresh, uid, t))
         changed = await self.store.apply_members(member_changes)
-        recovered: list[tuple[str, Transition]] = []
         counted: Counter[tuple[str, str]] = Counter()
         trend_records: list[tuple[str, bytes]] = []
         for sid, result in changed.items():
             for (is_fresh, uid, t), flag in zip(origin[sid], result.flags, strict=True):
                 if flag:
                     counted[sid, change_name(t)] += 1
-                    if not is_fresh:
-                        recovered.append((uid, t))
                 if is_fresh:
                     report.transitions.append((uid, change_name(t), t))
             trend_records += [(f"{sid}:{day}", json.dumps({"e": e, "x": x}, separators=(",", ":")).encode())
                               for day, (e, x) in result.days.items()]
         for (sid, change), count in counted.items():
             metrics.SEGMENT_TRANSITIONS.labels(sid, change).inc(count)
-        if recovered:
-            await self.outputs.send_changes([self.change_record(u, t) for u, t in recovered])
         await self._side_effects(applied, index, set(member_changes))
         if self.changelog:
             await self._changelog(applied, trend_records)

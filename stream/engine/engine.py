@@ -56,16 +56,26 @@ class Engine:
         self.lock = asyncio.Lock()
         self._instance: str | None = None
 
+    async def _check_instance(self) -> None:
+        """A Redis that restarted since the last step may have come back older: its resume
+        points are compared before anything is applied on top of it."""
+        now = await self.store.instance()
+        if self._instance is not None and now != self._instance:
+            self.store.drop_cache()
+            await self.resume.reconcile()
+        self._instance = now
+
     async def durable(self) -> None:
         """Every write so far is as durable as Redis makes it (replicas acknowledged), and no
         Redis master restarted or failed over since the last check: otherwise some writes of
         this step may be gone although they were answered, and the step must run again."""
         await self.store.wait_durable()
         now = await self.store.instance()
-        before, self._instance = self._instance, now
-        if before is not None and before != now:
-            self.store.drop_cache()
-            raise RedisRestarted(f"Redis restarted or failed over ({before} -> {now}); doing the step again")
+        if self._instance is not None and now != self._instance:
+            self.store.drop_cache()  # `_instance` stays: the step's retry reconciles first
+            raise RedisRestarted(f"Redis restarted or failed over ({self._instance} -> {now}); "
+                                 "doing the step again")
+        self._instance = now
 
     async def close(self) -> None:
         await self.store.close()
@@ -86,6 +96,8 @@ class Engine:
             for topic, count in Counter(msg.topic for msg in messages).items():
                 metrics.EVENTS_CONSUMED.labels(topic).inc(count)
             positions: dict[tuple[int, str], int] = {}
+            if not replay:
+                await self._check_instance()  # before admitting: a restarted Redis may be behind us
             if replay:
                 live = list(messages)
             else:
@@ -127,8 +139,8 @@ class Engine:
                 Lookup(uid, [i.event_id for _, i in items if isinstance(i, Event)])
                 for uid, items in inputs.items()
             ]
-            if self._instance is None:
-                self._instance = await self.store.instance()
+            if replay:
+                await self._check_instance()
             report = await self.committer.run(lookups, partition_of, work, index, now)
             await self.durable()
             if not replay:
@@ -185,13 +197,15 @@ class Engine:
     def pending_gaps(self) -> list[Gap]:
         return self.resume.pending_gaps()
 
-    async def gap_replayed(self, gap: Gap) -> None:
-        """After a gap's messages went through `process(..., replay=True)`: its partition's
-        resume point may move again."""
+    async def gap_replayed(self, gap: Gap) -> bool:
+        """After a gap's messages went through `process(..., replay=True)`. True when the topic
+        partition caught up: its resume point moves again and the stream applies it directly."""
         async with self.lock:
-            self.resume.gap_done(gap)
             await self.durable()
-            await self.resume.persist([gap.partition])
+            closed = self.resume.replayed(gap)
+            if closed:
+                await self.resume.persist([gap.partition])
+            return closed
 
     # -- timers ---------------------------------------------------------------------------
 

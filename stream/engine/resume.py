@@ -9,14 +9,20 @@ token it wrote last (`lua/resume_advance.lua`). The rule:
 * a message below the resume point is already applied: it is skipped;
 * a message above it, with the messages in between never applied here
   (a new owner whose Faust committed offset is ahead, a Redis that came back
-  older than it was), leaves a gap: the engine replays the gap from the log,
-  and the resume point does not move past the gap until the replay is done;
+  older than it was), opens a gap: from then on that topic partition is
+  applied only by replaying the log in order, from the resume point, until
+  the replay has caught up with the stream; the resume point does not move
+  past a gap until then;
+* a Redis that restarted (a new run_id) may have come back older: before the
+  next batch is applied, the stored points are read again and compared;
 * a compare-and-set that fails means Redis lost writes (or another owner
-  moved it): the stored point is adopted and what lies between it and this
-  worker's position is replayed.
+  moved it): the stored point is adopted and the rest is replayed.
 
-Replays are harmless for what did survive: each user records the offsets it
-applied (`qe`/`qp`), and the dedupe set catches the rest.
+Order matters: profile updates are partial, last-write-wins by `ts`, so an
+update applied before an older one it does not overlap would make the older
+one look stale. Hence the stream waits behind a gap instead of running ahead
+of it. What did survive is skipped per user (the offsets it applied, `qe`/`qp`)
+or by the dedupe set.
 """
 
 from __future__ import annotations
@@ -47,8 +53,16 @@ class _Partition:
     next: dict[str, int] = field(default_factory=dict)  # topic -> next offset to apply (applied below it)
     token: str | None = None
     stored: dict[str, int] = field(default_factory=dict)
-    gaps: set[Gap] = field(default_factory=set)
+    gaps: dict[str, list[int]] = field(default_factory=dict)  # topic -> [start, end) still to replay
     seq: int = 0
+
+    def open_gap(self, topic: str, start: int, end: int) -> bool:
+        found = self.gaps.get(topic)
+        if found is None:
+            self.gaps[topic] = [start, end]
+            return True
+        found[0], found[1] = min(found[0], start), max(found[1], end)
+        return False
 
 
 class ResumePoints:
@@ -71,10 +85,34 @@ class ResumePoints:
     def owned(self) -> list[int]:
         return sorted(self._parts)
 
+    async def reconcile(self) -> list[Gap]:
+        """After Redis restarted: compares every stored point with this worker's position and
+        opens a gap where Redis is behind (it came back older than the last batch left it)."""
+        found: list[Gap] = []
+        for p, part in self._parts.items():
+            offsets, token = await self.store.read_resume(p)
+            if token == part.token:
+                continue
+            found += self._adopt(p, part, offsets, token)
+        return found
+
+    def _adopt(self, p: int, part: _Partition, offsets: dict[str, int], token: str | None) -> list[Gap]:
+        metrics.RESUME_ROLLBACKS.inc()
+        log.warning("resume point of partition %d is %s in Redis, not %s as this worker left it: Redis lost "
+                    "writes or another worker moved it; replaying from there", p, offsets, part.stored)
+        part.token, part.stored = token, dict(offsets)
+        found = []
+        for topic, nxt in part.next.items():
+            at = offsets.get(topic, 0)  # a topic Redis has no point for: everything since its start
+            if at < nxt:
+                part.open_gap(topic, at, nxt)
+                found.append(Gap(topic, p, at, nxt))
+        return found
+
     def admit(self, messages: Sequence[Message]) -> tuple[list[Message], int, dict[tuple[int, str], int]]:
-        """The messages still to apply, how many were skipped as applied already, and the
-        positions to `advance` to once they are. Nothing moves until then, so a batch retried
-        after an outage is admitted the same way again.
+        """The messages to apply now, how many were skipped, and the positions to `advance` to
+        once they are applied. Nothing moves until then, so a batch retried after an outage is
+        admitted the same way again. A message behind an open gap is left to the gap's replay.
 
         A partition never assigned (the engine driven without a consumer group)
         starts wherever its first message is."""
@@ -83,17 +121,22 @@ class ResumePoints:
         positions: dict[tuple[int, str], int] = {}
         for msg in messages:
             part = self._parts.setdefault(msg.partition, _Partition())
+            gap = part.gaps.get(msg.topic)
+            if gap is not None:
+                gap[1] = max(gap[1], msg.offset + 1)  # the replay reads it from the log, in order
+                skipped += 1
+                continue
             nxt = positions.get((msg.partition, msg.topic), part.next.get(msg.topic))
             if nxt is not None and msg.offset < nxt:
                 skipped += 1
                 continue
             if nxt is not None and msg.offset > nxt:
-                gap = Gap(msg.topic, msg.partition, nxt, msg.offset)
-                if gap not in part.gaps:
-                    part.gaps.add(gap)
-                    log.warning("gap in %s[%d]: %d..%d not applied here; replaying it from the log",
-                                msg.topic, msg.partition, nxt, msg.offset)
-                    metrics.RESUME_GAPS.inc()
+                part.open_gap(msg.topic, nxt, msg.offset + 1)
+                log.warning("gap in %s[%d]: %d..%d not applied here; replaying it from the log",
+                            msg.topic, msg.partition, nxt, msg.offset)
+                metrics.RESUME_GAPS.inc()
+                skipped += 1
+                continue
             positions[msg.partition, msg.topic] = msg.offset + 1
             kept.append(msg)
         return kept, skipped, positions
@@ -104,13 +147,22 @@ class ResumePoints:
             part.next[topic] = max(nxt, part.next.get(topic, nxt))
 
     def pending_gaps(self) -> list[Gap]:
-        return sorted({g for part in self._parts.values() for g in part.gaps},
-                      key=lambda g: (g.partition, g.topic, g.start))
+        return sorted((Gap(topic, p, start, end) for p, part in self._parts.items()
+                       for topic, (start, end) in part.gaps.items()), key=lambda g: (g.partition, g.topic))
 
-    def gap_done(self, gap: Gap) -> None:
+    def replayed(self, gap: Gap) -> bool:
+        """[gap.start, gap.end) went through the engine. True when the topic partition has caught
+        up (the gap is closed); False when messages arrived meanwhile (the rest is still open)."""
         part = self._parts.get(gap.partition)
-        if part is not None:
-            part.gaps.discard(gap)
+        if part is None or gap.topic not in part.gaps:
+            return True
+        current = part.gaps[gap.topic]
+        part.next[gap.topic] = max(part.next.get(gap.topic, gap.end), gap.end)
+        if current[1] > gap.end:
+            current[0] = gap.end
+            return False
+        del part.gaps[gap.topic]
+        return True
 
     async def persist(self, partitions: Iterable[int]) -> list[Gap]:
         """Moves each partition's stored point to its position unless a replay is pending there.
@@ -126,14 +178,5 @@ class ResumePoints:
             if current is None:
                 part.token, part.stored = token, dict(part.next)
                 continue
-            offsets, other = current
-            metrics.RESUME_ROLLBACKS.inc()
-            log.warning("resume point of partition %d is %s in Redis, not %s as this worker left it: Redis lost "
-                        "writes or another worker moved it; replaying from there", p, offsets, part.stored)
-            part.token, part.stored = other, dict(offsets)
-            for topic, at in offsets.items():
-                if at < part.next.get(topic, at):
-                    gap = Gap(topic, p, at, part.next[topic])
-                    part.gaps.add(gap)
-                    found.append(gap)
+            found += self._adopt(p, part, *current)
         return found

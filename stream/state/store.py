@@ -92,6 +92,7 @@ class RedisEngineStore:
         self._replicas: dict[tuple[str, int], int] = {}
         self._replicas_at = 0.0
         self._tags: dict[tuple[str, int], str] = {}
+        self._run_ids: dict[tuple[str, int], str] = {}  # from the last instance(): what a resume move checks
 
     async def load_users(self, lookups: Sequence[Lookup], use_cache: bool = True) -> list[UserState]:
         return await self.users.load(lookups, use_cache)
@@ -149,12 +150,16 @@ class RedisEngineStore:
 
     async def advance_resume(self, partition: int, token: str, expected: str | None,
                              offsets: Resume) -> tuple[Resume, str | None] | None:
-        args: list[str | int] = [token, "*" if expected is None else expected]
+        key = self.keys.resume(partition)
+        run_id = self._run_ids.get(await self.lua.router.node_for(key), "*")
+        args: list[str | int] = [token, "*" if expected is None else expected, run_id]
         for topic, offset in sorted(offsets.items()):
             args += [topic, offset]
-        reply = await self.lua.call(RESUME_ADVANCE, [self.keys.resume(partition)], args)
+        reply = await self.lua.call(RESUME_ADVANCE, [key], args)
         if int(reply[0]) == 1:
             return None
+        if int(reply[0]) == -1:
+            raise RedisRestarted(f"Redis restarted (run_id {run_id} -> {reply[1]}) before the resume point moved")
         flat = [str(x) for x in reply[1:]]
         return parse_resume(dict(zip(flat[::2], flat[1::2], strict=True)))
 
@@ -163,9 +168,11 @@ class RedisEngineStore:
         after a restart or a failover). A change during a batch means its writes may be gone."""
         infos = await self.lua.router.on_every_master([b"INFO", b"server"])
         ids = []
+        self._run_ids = {}
         for node, info in sorted(infos.items()):
             run_id = next((line.split(":", 1)[1].strip() for line in str(info).splitlines()
                            if line.startswith("run_id:")), "?")
+            self._run_ids[node] = run_id
             ids.append(f"{node[0]}:{node[1]}={run_id}")
         return ",".join(ids)
 

@@ -80,23 +80,42 @@ async def test_a_window_exit_happens_on_the_timer_with_no_new_event(harness: Eng
 async def test_resume_points_skip_applied_input_and_replay_gaps(harness: EngineHarness, store: MemoryEngineStore,
                                                                 define: Define) -> None:
     define({"event": {"name": "Charged"}})
-    msgs = [harness.message("events", ev(f"u{i}", f"e{i}")) for i in range(6)]
+    msgs = [harness.message("events", ev(f"u{i}", f"e{i}")) for i in range(8)]
     await harness.engine.process(msgs[:3])
     offsets, token = await store.read_resume(0)
     assert offsets == {"events": 3} and token is not None
-    # Redis comes back older: its resume point and state are those after offset 0.
+    # Redis restarts and comes back older: its resume point and state are those after offset 0.
     store.resume[0] = ({"events": 1}, "older-token")
+    store.instance_id = "restarted"
     await harness.engine.process(msgs[3:4])
-    # Everything from Redis' point to this worker's position is replayed (what survived is skipped per user).
+    # Reconciled before anything was applied: the stream waits behind the gap, the log replays it.
     assert harness.engine.pending_gaps() == [Gap("events", 0, 1, 4)]
+    assert "u3" not in store.users, "not applied ahead of the gap"
+    await harness.engine.process(msgs[4:5])
+    assert harness.engine.pending_gaps() == [Gap("events", 0, 1, 5)], "the gap grows with the stream"
     assert store.resume[0][0] == {"events": 1}, "no move past a gap"
-    await harness.engine.process(msgs[1:4], replay=True)
-    await harness.engine.gap_replayed(Gap("events", 0, 1, 4))
-    assert store.resume[0][0] == {"events": 4}
+    await harness.engine.process(msgs[1:5], replay=True)
+    assert await harness.engine.gap_replayed(Gap("events", 0, 1, 5))
+    assert store.resume[0][0] == {"events": 5}
     # A new owner whose consumer starts past the resume point replays the hole first.
-    await harness.engine.process(msgs[5:6])
-    assert harness.engine.pending_gaps() == [Gap("events", 0, 4, 5)]
-    assert store.members["s0"] == {"u0", "u1", "u2", "u3", "u5"}
+    await harness.engine.process(msgs[6:7])
+    assert harness.engine.pending_gaps() == [Gap("events", 0, 5, 7)]
+    await harness.engine.process(msgs[5:7], replay=True)
+    assert await harness.engine.gap_replayed(Gap("events", 0, 5, 7))
+    await harness.engine.process(msgs[7:8])
+    assert store.members["s0"] == {f"u{i}" for i in range(8)}
+    assert store.resume[0][0] == {"events": 8}
+
+
+async def test_a_failed_compare_and_set_opens_a_gap(harness: EngineHarness, store: MemoryEngineStore,
+                                                    define: Define) -> None:
+    """Redis moved the resume point behind this worker's back without a restart being seen."""
+    define({"event": {"name": "Charged"}})
+    msgs = [harness.message("events", ev(f"u{i}", f"e{i}")) for i in range(4)]
+    await harness.engine.process(msgs[:2])
+    store.resume[0] = ({"events": 1}, "someone-else")
+    await harness.engine.process(msgs[2:3])
+    assert harness.engine.pending_gaps() == [Gap("events", 0, 1, 3)]
 
 
 async def test_a_retried_batch_is_admitted_again(harness: EngineHarness, store: MemoryEngineStore,
