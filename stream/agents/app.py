@@ -129,6 +129,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         producer_acks=-1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # A killed worker's partitions move after 10 s, not Kafka's default 45 s (drills measure this).
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     inputs = app.topic(settings.topic_events, settings.topic_profiles, key_serializer="raw",
                        value_serializer="raw")

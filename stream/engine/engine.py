@@ -35,7 +35,8 @@ from stream.membership import (
 )
 from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
-from stream.state.store import EngineStore, RedisRestarted
+from stream.state.resp import RedisRestarted
+from stream.state.store import EngineStore
 from stream.state.users import Lookup
 
 MAX_REPLAYED_CHANGES = 1000  # per user per tick; the rest waits for the next tick

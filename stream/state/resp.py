@@ -42,6 +42,11 @@ MAX_REDIRECTS = 8
 Command = tuple[str | None, Sequence[bytes]]
 
 
+class RedisRestarted(RedisConnectionError):
+    """A Redis process restarted (or a master failed over) under a step: writes it answered may be
+    gone, so the step must run again from the start rather than go on against the new process."""
+
+
 def encode(args: Sequence[bytes]) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
@@ -60,6 +65,7 @@ class _Conn:
         self.parser = hiredis.Reader(encoding="utf-8", errors="surrogateescape")
         self.generation = 0
         self.queue: deque[_Part] = deque()  # parts written and not yet read, in write order
+        self.run_id = ""
 
     async def open(self, ep: Endpoint) -> None:
         ctx = ep.ssl_context()
@@ -71,11 +77,14 @@ class _Conn:
             setup.append([b"AUTH", *([ep.username.encode()] if ep.username else []), ep.password.encode()])
         if ep.db:
             setup.append([b"SELECT", str(ep.db).encode()])
-        if setup:
-            self.write(b"".join(encode(c) for c in setup))
-            for reply in await self.read(len(setup)):
-                if isinstance(reply, hiredis.ReplyError):
-                    raise RedisConnectionError(f"redis refused the connection setup: {reply}")
+        setup.append([b"INFO", b"server"])
+        self.write(b"".join(encode(c) for c in setup))
+        replies = await self.read(len(setup))
+        for reply in replies[:-1]:
+            if isinstance(reply, hiredis.ReplyError):
+                raise RedisConnectionError(f"redis refused the connection setup: {reply}")
+        self.run_id = next((line.split(":", 1)[1].strip() for line in str(replies[-1]).splitlines()
+                            if line.startswith("run_id:")), "")
 
     @property
     def is_open(self) -> bool:
@@ -160,6 +169,7 @@ class RespRouter:
         self._conns: dict[tuple[str, int], _Conn] = {}
         self._slots: list[tuple[str, int]] | None = None
         self._refresh_after = 0.0
+        self._run_ids: dict[tuple[str, int], str] = {}  # the process each node was last seen as
 
     # -- topology ----------------------------------------------------------------------------------
 

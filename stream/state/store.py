@@ -15,14 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import hiredis
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from stream.membership import UserState
 from stream.segments import SegmentIndex
 from stream.state.client import RedisClient
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner, script
+from stream.state.resp import Command, RedisRestarted
 from stream.state.sample import SampleStore
 from stream.state.segments import MemberChange, MembersApplied, SegmentStore
 from stream.state.users import Lookup, UserStore
@@ -38,9 +41,6 @@ class ReplicasBehind(RedisConnectionError):
     """A Redis master's replicas did not acknowledge the batch's writes in time."""
 
 
-class RedisRestarted(RedisConnectionError):
-    """A Redis master restarted (or failed over) while a batch ran: its writes may be lost, so the
-    batch is done again from the start."""
 
 
 @dataclass
@@ -113,16 +113,26 @@ class RedisEngineStore:
         await self.samples.apply(changes)
 
     async def side_effects(self, effects: SideEffects) -> dict[str, int]:
-        pipe = self.redis.pipeline(transaction=False)
+        """Over the raw router, like the commits they follow: a Redis that restarted under the
+        batch makes this fail (RedisRestarted) rather than drop a timer on a state it lost."""
+        commands: list[Command] = []
         for partition, uids in effects.known.items():
-            pipe.sadd(self.keys.known(partition), *uids)
+            key = self.keys.known(partition)
+            commands.append((key, [b"SADD", key.encode(), *(u.encode() for u in uids)]))
         for partition, scores in effects.due.items():  # one command per partition, not per user
-            pipe.zadd(self.keys.due(partition), scores)
+            key = self.keys.due(partition)
+            pairs = [part for uid, at in scores.items() for part in (str(at).encode(), uid.encode())]
+            commands.append((key, [b"ZADD", key.encode(), *pairs]))
         for partition, uids in effects.undue.items():
-            pipe.zrem(self.keys.due(partition), *uids)
+            key = self.keys.due(partition)
+            commands.append((key, [b"ZREM", key.encode(), *(u.encode() for u in uids)]))
         for sid in effects.sizes:
-            pipe.scard(self.keys.members(sid))
-        replies = await pipe.execute() if len(pipe) else []
+            key = self.keys.members(sid)
+            commands.append((key, [b"SCARD", key.encode()]))
+        replies = await self.lua.router.execute(commands)
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                raise ResponseError(str(reply))
         if effects.identity:
             await self.lua.call_many([(IDENTITY_UPDATE, [self.keys.identity(kind, value)], [op, value, uid])
                                       for op, kind, value, uid in effects.identity])
