@@ -94,8 +94,17 @@ class Api:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_")}
         env.update({"STREAM_REDIS_URL": redis_url, "STREAM_KAFKA_BOOTSTRAP": kafka, "STREAM_KEY_PREFIX": prefix,
                     "STREAM_API_PORT": str(self.port), **(extra_env or {})})
+        self.env = env
         self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "api"], env=env, cwd=ROOT)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.headers: dict[str, str] = {}
+
+    def mint_key(self) -> None:
+        """An admin key for this run's prefix, made as an operator would (`stream keys create`)."""
+        made = subprocess.run([sys.executable, "-m", "stream.cli", "keys", "create", "--name", "bench",
+                               "--scope", "admin"], env=self.env, cwd=ROOT, capture_output=True, text=True,
+                              check=True)
+        self.headers = {"authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
 
     async def wait(self) -> None:
         async with httpx.AsyncClient() as client:
@@ -120,17 +129,21 @@ async def run(redis_url: str, kafka: str, members: int, chunk: int = 10_000) -> 
     args = argparse.Namespace(redis_url=redis_url, kafka=kafka, members=members, chunk=chunk)
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     client = aioredis.Redis.from_url(args.redis_url, decode_responses=True)
-    api = Api(args.redis_url, args.kafka, prefix)
+    tag = prefix.split(":")[1]
+    api = Api(args.redis_url, args.kafka, prefix, {"STREAM_TOPIC_CONTROL": f"bench-control-{tag}",
+                                                    "STREAM_TOPIC_CHANGELOG": f"bench-changelog-{tag}",
+                                                    "STREAM_TOPIC_AUDIT": f"bench-audit-{tag}"})
     try:
         seconds = await fill(client, args.redis_url, Keys(prefix), args.members, args.chunk)
         print(f"filled {args.members:,} users in {seconds:.1f}s")
         await api.wait()
+        api.mint_key()
         baseline = peak_rss_mb(api.proc.pid)
         fields = "user_id,email,phone,city,name,score,reachable_email,reachable_sms"
         rows = size = 0
         started = time.perf_counter()
         async with httpx.AsyncClient(timeout=None) as http, http.stream(
-                "GET", f"{api.url}/segments/{SID}/export.csv", params={"fields": fields}) as resp:
+                "GET", f"{api.url}/segments/{SID}/export.csv", params={"fields": fields}, headers=api.headers) as resp:
             resp.raise_for_status()
             first_byte = time.perf_counter() - started
             async for chunk in resp.aiter_bytes():

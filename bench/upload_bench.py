@@ -74,11 +74,13 @@ async def main() -> None:
         seconds = await fill(client, args.redis_url, Keys(prefix), args.members, args.chunk, in_segment=False)
         print(f"filled {args.members:,} users in {seconds:.1f}s")
         await api.wait()
+        api.mint_key()
         baseline = peak_rss_mb(api.proc.pid)
         stats: dict[str, int] = {}
         started = time.perf_counter()
         async with httpx.AsyncClient(timeout=None) as http:
-            resp = await http.post(f"{api.url}/segments/{SID}/list", headers={"content-type": "text/csv"},
+            resp = await http.post(f"{api.url}/segments/{SID}/list",
+                                   headers={"content-type": "text/csv", **api.headers},
                                    content=csv_body(args.members, int(args.size_mb * 1e6), stats))
         elapsed = time.perf_counter() - started
         assert resp.status_code == 200, resp.text

@@ -127,7 +127,14 @@ def _keys(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stream.demo import load_demo
 
-    asyncio.run(load_demo(get_settings(), users=args.users, events=args.events, api_url=args.api_url))
+    key = os.environ.get("STREAM_API_KEY", "")
+    if args.api_key_file:
+        with open(args.api_key_file, encoding="utf-8") as fh:
+            key = fh.read().strip()
+    if not key:
+        print("stream demo: needs a key with the write scope: --api-key-file or $STREAM_API_KEY", file=sys.stderr)
+        return 2
+    asyncio.run(load_demo(get_settings(), users=args.users, events=args.events, api_url=args.api_url, api_key=key))
     return 0
 
 
@@ -182,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--events", type=int, default=os.environ.get("STREAM_DEMO_EVENTS", "30000"),
                       help="demo events (default: $STREAM_DEMO_EVENTS or 30000)")
     demo.add_argument("--api-url", default=None)
+    demo.add_argument("--api-key-file", default=None,
+                      help="file holding a key with the write scope (default: $STREAM_API_KEY)")
     demo.set_defaults(func=_demo)
     gen = sub.add_parser("generate", help="produce a synthetic workload to Kafka")
     gen.add_argument("--seed", type=int, default=1)

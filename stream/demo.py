@@ -23,10 +23,12 @@ DEMO_SEGMENTS: list[dict[str, Any]] = [
 ]
 
 
-async def load_demo(settings: Settings, users: int, events: int, api_url: str | None) -> None:
+async def load_demo(settings: Settings, users: int, events: int, api_url: str | None, api_key: str) -> None:
     url = api_url or f"http://{settings.api_host}:{settings.api_port}"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as api:
-        listing = (await api.get("/segments", params={"include_hidden": "true"})).json()["segments"]
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers={"authorization": f"Bearer {api_key}"}) as api:
+        found = await api.get("/segments", params={"include_hidden": "true"})
+        found.raise_for_status()
+        listing = found.json()["segments"]
         existing = {s["name"] for s in listing}
         await produce(settings, Workload(seed=42, users=users, events=events))
         for body in DEMO_SEGMENTS:

@@ -55,7 +55,8 @@ bash "$HERE/stack.sh" up
 bash "$HERE/stack.sh" demo
 cat <<EOF
 
-  Dashboard: http://127.0.0.1:$API_PORT/   (Ctrl-C stops everything)
+  Dashboard: http://127.0.0.1:$API_PORT/#key=$(cat "$VAR/admin.key")
+  (signed in as the local admin; the key is in $VAR/admin.key. Ctrl-C stops everything)
   Worker metrics: http://127.0.0.1:$WORKER_WEB_PORT/metrics   Logs: $VAR/log/
 
 EOF

@@ -26,7 +26,20 @@ up() {
   start_proc api "$PY" -m stream.cli api
   wait_alive "$VAR/run/api.pid" "the API's /readyz" 120 ready || { tail -20 "$VAR/log/api.log" >&2; exit 1; }
   wait_alive "$VAR/run/worker.pid" "a worker heartbeat" 120 worker_alive || { tail -40 "$VAR/log/worker.log" >&2; exit 1; }
+  admin_key
   log "stack up in $((SECONDS - t0))s: API and dashboard at http://127.0.0.1:$API_PORT/"
+}
+
+# An admin key, once, in var/admin.key (0600). It is kept while the API accepts it; after a wiped
+# stack (the key is gone with the control topic) a new one replaces it.
+admin_key() {
+  local file="$VAR/admin.key" key
+  if [[ -s "$file" ]] && curl -fsS -o /dev/null -H "authorization: Bearer $(cat "$file")" \
+      "http://127.0.0.1:$API_PORT/auth/me"; then return 0; fi
+  "$PY" -m stream.cli keys revoke local-admin 2>/dev/null || true
+  key="$("$PY" -m stream.cli keys create --name local-admin --scope admin | tail -1)"
+  (umask 077 && printf '%s\n' "$key" >"$file.tmp") && mv "$file.tmp" "$file"
+  log "admin key written to $file (mode 0600)"
 }
 
 down() {
@@ -37,7 +50,7 @@ down() {
 }
 
 # The demo loader talks to this stack's API and Kafka; sizes from STREAM_DEMO_USERS / _EVENTS.
-demo() { "$PY" -m stream.cli demo --api-url "http://127.0.0.1:$API_PORT"; }
+demo() { "$PY" -m stream.cli demo --api-url "http://127.0.0.1:$API_PORT" --api-key-file "$VAR/admin.key"; }
 
 case "${1:-}" in
   up) up ;;

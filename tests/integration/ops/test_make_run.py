@@ -32,7 +32,7 @@ from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
-URL = re.compile(rb"Dashboard: (http://127\.0\.0\.1:\d+/)")
+URL = re.compile(rb"Dashboard: (http://127\.0\.0\.1:\d+/)#key=(lsk_\w+)")
 STARTUP_SECONDS = 360  # Kafka on 2 busy cores, plus resolving its jars on a fresh var dir
 STOP_SECONDS = 150     # stack.sh down gives Kafka up to 60 s, the worker and API 20 s each
 SERVICES = {"api", "worker", "kafka", "redis"}
@@ -77,6 +77,7 @@ class Terminal:
     """`make run` in a new session with a pty as its controlling terminal; the output is drained continuously."""
 
     def __init__(self, env: dict[str, str], var: Path) -> None:
+        self.key = ""
         self.env, self.var = env, var
         self.master, slave = os.openpty()
         self.proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdin=slave,
@@ -120,6 +121,7 @@ class Terminal:
             with self._lock:
                 found = URL.search(self._out)
             if found:
+                self.key = found.group(2).decode()
                 return found.group(1).decode()
             assert self.proc.poll() is None, f"make run exited with {self.proc.returncode}:\n{self.output}{self.logs()}"
             time.sleep(0.2)
@@ -209,6 +211,11 @@ def started(term: Terminal) -> dict[str, int]:
     url = term.await_url()
     assert url == f"http://127.0.0.1:{term.env['STREAM_API_PORT']}/"
     assert stack(term.env, "status").returncode == 0
+    key_file = term.var / "admin.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and key_file.read_text().strip() == term.key
+    me = subprocess.run(["curl", "-fsS", "-H", f"authorization: Bearer {term.key}", url + "auth/me"],
+                        capture_output=True, text=True, timeout=30, check=False)
+    assert me.returncode == 0 and '"admin"' in me.stdout, me.stdout + me.stderr
     pids = recorded_pids(term.var)
     assert pids.keys() >= SERVICES and all(map(alive, pids.values())), pids
     return pids
