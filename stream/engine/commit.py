@@ -122,36 +122,49 @@ class Committer:
         report = CommitReport(applied=[a.user for a in applied])
         fresh = [(a.user.user_id, t) for a in applied for t in a.user.outbox if t.op in (ENTER, EXIT)]
         replayed = [(a.user.user_id, t) for a in applied for t in a.user.stale_outbox if t.op in (ENTER, EXIT)]
-        # Kafka first: a crash between this and the member sets is repaired by the outbox
-        # replay on the user's next touch, at worst sending a message twice. A replayed outbox
-        # (a crash, or a Redis that came back older) is sent again too, before this touch's own
-        # transitions, so the topic's last word on each (segment, user) is the current one.
-        if fresh or replayed:
-            await self.outputs.send_changes([self.change_record(u, t) for u, t in (*replayed, *fresh)])
-        member_changes: dict[str, list[MemberChange]] = defaultdict(list)
-        origin: dict[str, list[tuple[bool, str, Transition]]] = defaultdict(list)
-        for is_fresh, rows in ((False, replayed), (True, fresh)):
-            for uid, t in rows:
-                if t.segment_id in index.segments:
-                    member_changes[t.segment_id].append(("1" if t.op == ENTER else "0", uid, self.day(t.at_ms)))
-                    origin[t.segment_id].append((is_fresh, uid, t))
-        changed = await self.store.apply_members(member_changes)
         counted: Counter[tuple[str, str]] = Counter()
         trend_records: list[tuple[str, bytes]] = []
-        for sid, result in changed.items():
-            for (is_fresh, uid, t), flag in zip(origin[sid], result.flags, strict=True):
-                if flag:
-                    counted[sid, change_name(t)] += 1
-                if is_fresh:
-                    report.transitions.append((uid, change_name(t), t))
-            trend_records += [(f"{sid}:{day}", json.dumps({"e": e, "x": x}, separators=(",", ":")).encode())
-                              for day, (e, x) in result.days.items()]
+        # A stale outbox (the last touch's transitions, kept in `o` until this touch) is applied
+        # first: only the rows that still change a member set were lost by a crash or a Redis that
+        # came back older, and only those are sent again. They go before this touch's own
+        # transitions, so the topic's last word on each (segment, user) is the current one.
+        recovered = [row for row, changed in await self._apply_members(replayed, index, counted, trend_records)
+                     if changed]
+        # Kafka first: a crash between this and the member sets is repaired by the outbox replay
+        # on the user's next touch, at worst sending a message twice.
+        if fresh or recovered:
+            await self.outputs.send_changes([self.change_record(u, t) for u, t in (*recovered, *fresh)])
+        await self._apply_members(fresh, index, counted, trend_records)
+        report.transitions = [(uid, change_name(t), t) for uid, t in fresh if t.segment_id in index.segments]
         for (sid, change), count in counted.items():
             metrics.SEGMENT_TRANSITIONS.labels(sid, change).inc(count)
-        await self._side_effects(applied, index, set(member_changes))
+        touched = {t.segment_id for _, t in (*replayed, *fresh) if t.segment_id in index.segments}
+        await self._side_effects(applied, index, touched)
         if self.changelog:
             await self._changelog(applied, trend_records)
         return report
+
+    async def _apply_members(self, rows: list[tuple[str, Transition]], index: SegmentIndex,
+                             counted: Counter[tuple[str, str]], trend_records: list[tuple[str, bytes]],
+                             ) -> list[tuple[tuple[str, Transition], bool]]:
+        """Member sets and day counters for `rows`; each row with whether it changed its set."""
+        member_changes: dict[str, list[MemberChange]] = defaultdict(list)
+        origin: dict[str, list[tuple[str, Transition]]] = defaultdict(list)
+        for uid, t in rows:
+            if t.segment_id in index.segments:
+                member_changes[t.segment_id].append(("1" if t.op == ENTER else "0", uid, self.day(t.at_ms)))
+                origin[t.segment_id].append((uid, t))
+        if not member_changes:
+            return []
+        out: list[tuple[tuple[str, Transition], bool]] = []
+        for sid, result in (await self.store.apply_members(member_changes)).items():
+            for (uid, t), flag in zip(origin[sid], result.flags, strict=True):
+                if flag:
+                    counted[sid, change_name(t)] += 1
+                out.append(((uid, t), bool(flag)))
+            trend_records += [(f"{sid}:{day}", json.dumps({"e": e, "x": x}, separators=(",", ":")).encode())
+                              for day, (e, x) in result.days.items()]
+        return out
 
     async def _changelog(self, applied: list[Applied], trend_records: list[tuple[str, bytes]]) -> None:
         """The committed hashes, so an empty Redis can be rebuilt (docs/DURABILITY.md). After the
