@@ -167,6 +167,28 @@ async def drain_rate(settings: Settings, group: str, topics: list[str], proc: su
         await admin.close()
 
 
+async def changelog_bytes(settings: Settings, result: dict[str, Any]) -> dict[str, float]:
+    """Kafka bytes the user changelog took (key + value of every record written so far, before
+    compaction) per input message the worker applied, so the note can say what durability costs."""
+    topics = [settings.topic_events, settings.topic_profiles]
+    applied = await end_total(settings, topics)
+    consumer = AIOKafkaConsumer(settings.topic_changelog, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic_changelog, p) for p in range(settings.partitions)]
+        end = sum((await consumer.end_offsets(tps)).values())
+        records = size = 0
+        while records < end:
+            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
+                records += len(batch)
+                size += sum(len(m.key or b"") + len(m.value or b"") for m in batch)
+    finally:
+        await consumer.stop()
+    return {"changelog_records_per_input": records / max(applied, 1),
+            "changelog_bytes_per_input": size / max(applied, 1)}
+
+
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT)
@@ -291,6 +313,16 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
                 settings, settings.app_id, [settings.topic_events], proc, limit_s=1800, wait_for=producing)).rate
         finally:
             stop(second)
+        result.update(await changelog_bytes(settings, result))
+        # The durability mechanism's cost: the same known-user workload with the changelog off
+        # (resume points and outbox stay: they are Redis writes of a few bytes per batch and user).
+        stop(proc)
+        proc = start([sys.executable, "-m", "stream.cli", "worker"], env_for(settings, STREAM_CHANGELOG="false"),
+                     log_dir / "pipeline-worker-nochangelog.log")
+        plain = Workload(seed=workload.seed + 4, users=workload.users, events=workload.events // 2, live_share=1.0)
+        producing = asyncio.create_task(produce(settings, plain, progress=False, profiles=False))
+        result["pipeline_no_changelog"] = (await drain_rate(settings, settings.app_id, [settings.topic_events], proc,
+                                                            limit_s=1800, wait_for=producing)).rate
     finally:
         stop(proc)
         await redis.aclose()

@@ -49,6 +49,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
             "pipeline_over_ceiling": pipe["pipeline"] / pipe["ceiling"],
             "pipeline_over_baseline": pipe["pipeline"] / pipe["baseline"],
             "recount_over_bare_scan": rec["recount_over_scan"],
+            "changelog_on_over_off": pipe["pipeline_known_users"] / pipe["pipeline_no_changelog"],
         },
     }
 
@@ -65,6 +66,9 @@ def table(r: dict[str, Any]) -> str:
          f"{p['pipeline_known_users'] / p['baseline']:.2f}x the baseline"),
         ("  two workers (scale-out, 2 cores)", f"{p['pipeline_two_workers']:,.0f} msg/s",
          f"{p['pipeline_two_workers'] / p['baseline']:.2f}x the baseline"),
+        ("  changelog off (durability cost)", f"{p['pipeline_no_changelog']:,.0f} msg/s",
+         f"changelog on is {p['pipeline_known_users'] / p['pipeline_no_changelog']:.2f}x of off; "
+         f"{p['changelog_bytes_per_input']:,.0f} Kafka B and {p['changelog_records_per_input']:.2f} records per input"),
         ("3 baseline: naive per-event agent", f"{p['baseline']:,.0f} msg/s",
          f"pipeline is {q['pipeline_over_baseline']:.2f}x (target >= 20x)"),
         (f"4 estimate, {e['members']:,} members", f"p50 {e['p50_ms']:.2f} ms, p99 {e['p99_ms']:.2f} ms",
