@@ -122,17 +122,24 @@ def _hset(key: str, fields: dict[str, str]) -> Command:
 
 
 async def wipe(core: Core) -> int:
-    """Deletes every key of the prefix (every node of a cluster)."""
+    """Deletes every key of the prefix (every node of a cluster), 1,000 UNLINKs per pipelined
+    round trip: one round trip per key made a million users' wipe take minutes."""
     removed = 0
     batch: list[str] = []
+
+    async def flush() -> int:
+        pipe = core.redis.pipeline(transaction=False)
+        for k in batch:
+            pipe.unlink(k)
+        return sum(int(n) for n in await pipe.execute())
+
     async for key in core.redis.scan_iter(match=core.keys.pattern(), count=5000):
         batch.append(str(key))
         if len(batch) >= 1000:
-            for k in batch:
-                removed += int(await core.redis.delete(k))
+            removed += await flush()
             batch = []
-    for k in batch:
-        removed += int(await core.redis.delete(k))
+    if batch:
+        removed += await flush()
     return removed
 
 
