@@ -32,7 +32,7 @@ from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
-URL = re.compile(rb"Dashboard: (http://127\.0\.0\.1:\d+/)#key=(lsk_\w+)")
+URL = re.compile(rb"Dashboard: (http://127\.0\.0\.1:\d+/)#key=(lsk_[A-Za-z0-9_-]+)")
 STARTUP_SECONDS = 360  # Kafka on 2 busy cores, plus resolving its jars on a fresh var dir
 STOP_SECONDS = 150     # stack.sh down gives Kafka up to 60 s, the worker and API 20 s each
 SERVICES = {"api", "worker", "kafka", "redis"}
