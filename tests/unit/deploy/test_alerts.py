@@ -38,7 +38,7 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 REQUIRED = {
     "StreamWorkerDown", "StreamNoWorkerUp", "StreamApiDown", "StreamDependencyDown", "StreamDependencyFlapping",
     "StreamConsumerLagGrowing", "StreamDeadLetters", "StreamJobFailures", "StreamRebuildRequired",
-    "StreamRedisRolledBack", "StreamResumeGaps",
+    "StreamRedisRolledBack", "StreamResumeGaps", "StreamAuditNotWritten",
 }
 
 
@@ -123,6 +123,21 @@ def test_every_alert_has_a_firing_test_case() -> None:
     assert sorted(names - fired) == [], "alerts never shown to fire"
     assert sorted(names - quiet - {"StreamResumeGaps", "StreamDependencyFlapping"}) == [], \
         "alerts never shown to stay quiet"
+
+
+def test_every_alert_is_explained_in_operations() -> None:
+    text = OPERATIONS.read_text()
+    for rule in rules():
+        assert f"| `{rule['alert']}` ({rule['labels']['severity']}) |" in text, rule["alert"]
+
+
+def test_runbook_links_point_at_operations_headings() -> None:
+    headings = {slug(line.lstrip("#")) for line in OPERATIONS.read_text().splitlines() if line.startswith("#")}
+    links = {rule["annotations"]["runbook"] for rule in rules() if "runbook" in rule["annotations"]}
+    assert links
+    for link in links:
+        path, _, anchor = link.partition("#")
+        assert path == "docs/OPERATIONS.md" and anchor in headings, (link, sorted(headings))
 
 
 def test_dashboard_shows_alert_state() -> None:
