@@ -41,6 +41,7 @@ import os
 import random
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,7 +377,8 @@ async def _achunks(fh: IO[bytes]) -> AsyncIterator[bytes]:
 
 
 def _partial_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.part")
+    """A hidden sibling, unique per call, so two exports to one target never share a partial file."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
 
 
 def _job_finished(job: JobOut) -> bool:
