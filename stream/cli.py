@@ -1,4 +1,4 @@
-"""`stream` command: worker, api, topics, check, demo.
+"""`stream` command: worker, api, topics, check, rebuild, keys, demo, generate, send, bench.
 
 Every command reads the one Settings object, so the environment variables in
 the README apply to all of them.
@@ -149,6 +149,31 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _send(args: argparse.Namespace) -> int:
+    """Events or profile updates from the arguments (or stdin, one JSON object a line) to Kafka."""
+    import time
+
+    from stream.ingest import Limits
+    from stream.send import SendError, prepare, send
+
+    settings = get_settings()
+    texts = args.messages or sys.stdin.read().splitlines()
+    try:
+        messages = prepare(args.kind, texts, int(time.time() * 1000), Limits.from_settings(settings),
+                           raw=args.raw, key=args.key)
+    except SendError as exc:
+        print(f"stream send: {exc}; nothing was sent", file=sys.stderr)
+        return 2
+    if not messages:
+        print("stream send: no message given (arguments, or one JSON object per line on stdin)", file=sys.stderr)
+        return 2
+    topic = settings.topic_events if args.kind == "events" else settings.topic_profiles
+    for partition, offset in asyncio.run(send(settings, args.kind, messages)):
+        print(f"{topic}[{partition}]@{offset}")
+    print(f"sent {len(messages)} message(s) to {topic}", file=sys.stderr)
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     """The suite lives in the repository's bench/ folder, next to the package."""
     import subprocess
@@ -203,10 +228,22 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--malformed", type=float, default=0.0, help="share of malformed messages")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_generate)
+    snd = sub.add_parser("send", help="send events or profile updates (JSON) to the input topics by hand")
+    snd.add_argument("kind", choices=["events", "profiles"], help="which input topic")
+    snd.add_argument("messages", nargs="*", help="JSON objects (default: one per line on stdin)")
+    snd.add_argument("--raw", action="store_true", help="send the text as it is, unchecked (to see the DLQ)")
+    snd.add_argument("--key", default="", help="message key with --raw (otherwise the user_id)")
+    snd.set_defaults(func=_send)
     bench = sub.add_parser("bench", help="run the benchmark suite (from a repository checkout)")
     bench.add_argument("--quick", action="store_true")
     bench.set_defaults(func=_bench)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "send":
+        # argparse gives `send`'s messages no chance once an option follows the kind
+        # (`stream send events --raw '{...}'`): the text after the options is still a message.
+        args.messages = [*args.messages, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.func(args))
 
 

@@ -240,6 +240,8 @@ def test_promtool_check_config(template: Path, tmp_path: Path) -> None:
     assert "@" not in re.sub(r"#.*", "", text), "unfilled placeholder"
     config = tmp_path / "prometheus.yml"
     config.write_text(text)
+    for rules in yaml.safe_load(text).get("rule_files") or []:  # relative to the config: copied beside it
+        (tmp_path / rules).write_text((template.parent / rules).read_text())
     result = subprocess.run(
         ["promtool", "check", "config", str(config)], capture_output=True, timeout=60, check=False
     )
