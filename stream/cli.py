@@ -125,8 +125,21 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream.demo import load_demo
+    """--days N (N > 0): N days of history lived by the engine on a simulated clock
+    (stream/demo_history.py); --days 0: users, events and segments through the API, now."""
+    from stream.demo import DEMO_SEGMENTS, load_demo
 
+    if args.days > 0:
+        from stream.demo_history import HistoryRefused, load_history
+
+        try:
+            done = asyncio.run(load_history(get_settings(), DEMO_SEGMENTS, days=args.days, users=args.users))
+        except HistoryRefused as exc:
+            print(f"stream demo: {exc}", file=sys.stderr)
+            return 0 if exc.already_loaded else 2
+        print(f"demo: {done.days} days lived in {done.seconds:.0f} s: {done.users} users, {done.events} events, "
+              f"{done.segments} segments")
+        return 0
     key = os.environ.get("STREAM_API_KEY", "")
     if args.api_key_file:
         with open(args.api_key_file, encoding="utf-8") as fh:
@@ -213,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="demo users (default: $STREAM_DEMO_USERS or 3000)")
     demo.add_argument("--events", type=int, default=os.environ.get("STREAM_DEMO_EVENTS", "30000"),
                       help="demo events (default: $STREAM_DEMO_EVENTS or 30000)")
+    demo.add_argument("--days", type=int, default=int(os.environ.get("STREAM_DEMO_DAYS", "0")),
+                      help="days of history lived on a simulated clock, with no worker running "
+                           "(default: $STREAM_DEMO_DAYS or 0: load through the API, now)")
     demo.add_argument("--api-url", default=None)
     demo.add_argument("--api-key-file", default=None,
                       help="file holding a key with the write scope (default: $STREAM_API_KEY)")

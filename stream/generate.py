@@ -45,7 +45,7 @@ class Workload:
             body: dict[str, object] = {
                 "user_id": uid,
                 "ts": now_ms - rng.randint(self.days * DAY_MS // 2, self.days * DAY_MS),
-                "set": _profile(rng, uid),
+                "set": random_profile(rng, uid),
                 "subscriptions": {
                     c: rng.random() > 0.15 for c in ("email", "sms", "whatsapp", "push") if rng.random() < 0.5
                 },
@@ -74,7 +74,7 @@ class Workload:
                 yield uid, value
 
 
-def _profile(rng: random.Random, uid: str) -> dict[str, object]:
+def random_profile(rng: random.Random, uid: str) -> dict[str, object]:
     profile: dict[str, object] = {"name": f"User {uid}", "city": rng.choice(CITIES), "age": rng.randint(16, 75)}
     if rng.random() < 0.8:
         profile["email"] = f"{uid}@example.com"

@@ -49,8 +49,22 @@ down() {
   bash "$ROOT/deploy/local/redis.sh" stop
 }
 
-# The demo loader talks to this stack's API and Kafka; sizes from STREAM_DEMO_USERS / _EVENTS.
-demo() { "$PY" -m stream.cli demo --api-url "http://127.0.0.1:$API_PORT" --api-key-file "$VAR/admin.key"; }
+# The demo: STREAM_DEMO_DAYS (14) days of history lived by the demo's own engine on a simulated
+# clock (stream/demo_history.py), so the worker is stopped around it and started again after;
+# it skips what the demo applied. STREAM_DEMO_DAYS=0 loads users and segments through the API
+# instead (sizes from STREAM_DEMO_USERS / _EVENTS). A stack that has segments is left as it is.
+demo() {
+  local days="${STREAM_DEMO_DAYS:-14}" rc=0
+  if ((days == 0)); then
+    "$PY" -m stream.cli demo --days 0 --api-url "http://127.0.0.1:$API_PORT" --api-key-file "$VAR/admin.key"
+    return
+  fi
+  stop_pid worker "$VAR/run/worker.pid"
+  "$PY" -m stream.cli demo --days "$days" || rc=$?
+  start_proc worker "$PY" -m stream.cli worker
+  wait_alive "$VAR/run/worker.pid" "a worker heartbeat" 120 worker_alive || { tail -40 "$VAR/log/worker.log" >&2; exit 1; }
+  return "$rc"
+}
 
 case "${1:-}" in
   up) up ;;

@@ -14,6 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from stream.config import Settings
 from stream.rules import parse_rule
 from tests.oracle import oracle_member
 
@@ -155,3 +158,23 @@ def expected_members(sc: Scenario, segments: dict[str, tuple[str, int, dict[str,
                              subscriptions=subs[uid], events=history[uid], now_ms=now_ms)
         }
     return result
+
+
+async def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every record of the topic up to its end offsets now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in parts.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Any] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(timeout_ms=500)
+            out += [r for rs in batch.values() for r in rs]
+        return out
+    finally:
+        await consumer.stop()

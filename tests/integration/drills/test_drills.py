@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from stream.config import Settings
@@ -40,7 +40,7 @@ from stream.state.keys import Keys
 from stream.wiring import Core
 from tests.integration.conftest import ROOT, Proc, eventually, settings_env
 from tests.integration.drills.conftest import KafkaProc, RedisProc
-from tests.integration.scenario import RULES, Scenario, expected_members, generate
+from tests.integration.scenario import RULES, Scenario, expected_members, generate, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -113,26 +113,6 @@ async def converge(ctx: Ctx, timeout: float = 300) -> float:
         raise AssertionError(f"segments differ (extra, missing): {diffs}\n{json.dumps(detail, indent=1)}"
                              f"\n{ctx.worker.tail(60)}") from None
     return time.monotonic() - started
-
-
-async def read_topic(settings: Settings, topic: str) -> list[Any]:
-    """Every record of the topic up to its end offsets now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = await consumer._client.fetch_all_metadata()
-        tps = [TopicPartition(topic, p) for p in parts.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[Any] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=500)
-            out += [r for rs in batch.values() for r in rs]
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def check_everything(ctx: Ctx, strict_changes: bool = True) -> dict[str, int]:

@@ -1,0 +1,97 @@
+"""`stream demo --days N`: a history lived by the engine, exact against the oracle, then skipped by a worker.
+
+Three days and 300 users keep it fast; the demo segments' windows (14, 30 and
+90 days) are longer than the history, so no event can cross a window edge
+between the demo's end and the oracle's instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
+
+from stream.config import Settings
+from stream.state.keys import Keys
+from stream.state.trend import build_trend, read_trend
+from tests.integration.conftest import ROOT, Proc, eventually, settings_env
+from tests.integration.scenario import Scenario, expected_members, read_topic
+
+pytestmark = pytest.mark.integration
+
+DAYS = 3
+
+
+async def snapshot(redis: Redis, keys: Keys, sids: list[str]) -> dict[str, tuple[set[str], dict[str, int]]]:
+    out = {}
+    for sid in sids:
+        counters, _ = await read_trend(redis, keys, sid)
+        out[sid] = (set(await redis.smembers(keys.members(sid))), counters)
+    return out
+
+
+async def caught_up(settings: Settings) -> bool:
+    """The worker's group has committed everything the demo produced."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    ends = {}
+    for topic in (settings.topic_events, settings.topic_profiles):
+        for record in await read_topic(settings, topic):
+            tp = TopicPartition(topic, record.partition)
+            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+    return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
+
+
+async def test_demo_history_is_exact_and_a_worker_started_after_it_changes_nothing(
+        topics: Settings, redis: Redis, start_worker: Callable[..., Awaitable[Proc]]) -> None:
+    settings = topics
+    keys = Keys(settings.key_prefix)
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "stream.cli", "demo", "--days", str(DAYS),
+                                                    "--users", "300"], env=settings_env(settings), cwd=ROOT,
+                                   capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    now_ms = int(time.time() * 1000)
+    definitions = {sid: json.loads(raw) for sid, raw in (await redis.hgetall(keys.segments)).items()}
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
+    assert {d["created_at_ms"] for d in definitions.values()} == {int(start.timestamp() * 1000)}
+    ruled = {sid: (d["kind"], d["created_at_ms"], d["rule"]) for sid, d in definitions.items() if d.get("rule")}
+    assert len(ruled) == 4 and len(definitions) == 5
+
+    # Membership now is what the oracle makes of every message the demo produced.
+    events = [(r.key.decode(), r.value) for r in await read_topic(settings, settings.topic_events)]
+    profiles = [(r.key.decode(), r.value) for r in await read_topic(settings, settings.topic_profiles)]
+    assert len(profiles) == 300 and len(events) > 300 * DAYS
+    want = expected_members(Scenario(events=events, profiles=profiles), ruled, now_ms)
+    before = await snapshot(redis, keys, sorted(definitions))
+    assert {sid: before[sid][0] for sid in ruled} == want
+    assert any(want.values())
+
+    # The trend has a point for every full day since creation, moved by the engine on those days.
+    lively = 0
+    for sid in ruled:
+        counters, size = await read_trend(redis, keys, sid)
+        assert size == len(want[sid])
+        points, today = build_trend(counters, size, start.date(), datetime.now(UTC).date())
+        assert [p.date for p in points] == [(start.date() + timedelta(days=d)).isoformat() for d in range(1, DAYS)]
+        assert today.size == size
+        active_days = {k.split(":", 1)[1] for k, v in counters.items() if v}
+        lively = max(lively, len(active_days))
+    assert lively >= DAYS, "some segment moved on every day of the history"
+
+    # A worker started afterwards skips what the demo applied: nothing moves.
+    await start_worker(settings)
+    await eventually(lambda: caught_up(settings), timeout=120, interval=0.5, what="the worker to catch up")
+    assert await snapshot(redis, keys, sorted(definitions)) == before
