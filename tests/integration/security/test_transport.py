@@ -106,6 +106,24 @@ async def test_stack_runs_over_sasl_ssl_and_redis_tls(
         assert list(csv.reader(io.StringIO(export.text, newline=""))) == [
             ["user_id", "email", "city"], ["u-tls", "tls@example.com", "Pune"]]
 
+        # A job (exact recount) over the same transports.
+        recount = await api.post(f"/segments/{sid}/recount")
+        assert recount.status_code == 202, recount.text
+
+        async def recounted() -> bool:
+            job = (await api.get(f"/jobs/{recount.json()['job_id']}")).json()
+            assert job["status"] != "failed", job
+            return bool(job["status"] == "done")
+
+        await eventually(recounted, timeout=60, what="the recount job")
+        exact = (await api.get(f"/segments/{sid}/insights", params={"mode": "exact"})).json()
+        assert (exact["size"], exact["reachability"]["email"]) == (1, 1), exact
+
+        # `stream rebuild` reads Kafka over SASL_SSL and rewrites Redis over TLS.
+        rebuilt = await asyncio.to_thread(cli, settings, "rebuild", "--wipe", "--quiet")
+        assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+        await eventually(member, timeout=60, what="u-tls back in the segment after the rebuild")
+
     # The transition went out on segment-changes over SASL_SSL too.
     consumer = AIOKafkaConsumer(settings.topic_changes, **client_kwargs(settings), group_id=None,
                                 auto_offset_reset="earliest")
