@@ -69,7 +69,8 @@ async def test_stack_runs_over_sasl_ssl_and_redis_tls(
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]
 
-    await start_worker(settings)  # waits for its heartbeats, read over TLS as the ACL user
+    worker = await start_worker(settings)  # waits for its heartbeats, read over TLS as the ACL user
+    assert f"Authenticated as {KAFKA_USER} via SCRAM-SHA-512" in worker.log.read_text(), worker.tail()
     # The API authenticates with the other mechanism the listener offers.
     url = await start_api(changed(settings, kafka_sasl_mechanism="PLAIN"))
 
@@ -96,9 +97,11 @@ async def test_stack_runs_over_sasl_ssl_and_redis_tls(
             resp = await api.get("/users/u-tls")
             return resp.status_code == 200 and sid in resp.json()["segments"]
 
+        async def counted() -> bool:  # the trend's counters follow the membership shortly after
+            return bool((await api.get(f"/segments/{sid}/trend")).json()["today"]["size"] == 1)
+
         await eventually(member, timeout=60, what="u-tls to enter the segment")
-        trend = (await api.get(f"/segments/{sid}/trend")).json()
-        assert trend["today"]["size"] == 1, trend
+        await eventually(counted, timeout=30, what="today's trend to count u-tls")
         assert sid not in (await api.get("/users/u-other")).json()["segments"]
 
         export = await api.get(f"/segments/{sid}/export.csv", params={"fields": "user_id,email,city"})
