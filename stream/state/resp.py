@@ -183,8 +183,8 @@ class RespRouter:
         if not conn.is_open:
             try:
                 await conn.open(self.ep)
-            except AuthenticationError:
-                conn.reset()  # else the next call would take the unauthenticated connection for an open one
+            except RedisConnectionError:
+                conn.reset()  # a refused AUTH or SELECT: else the next call would take it for an open connection
                 raise
             except (TimeoutError, OSError) as exc:
                 conn.reset()
