@@ -87,7 +87,13 @@ async def kafka_refusal(settings: Settings, timeout_ms: int = 5000) -> str | Non
     from aiokafka.errors import KafkaConnectionError
     from aiokafka.protocol.metadata import MetadataRequest
 
-    kwargs = client_kwargs(settings)
+    try:
+        kwargs = client_kwargs(settings)
+    except (OSError, ssl.SSLError) as exc:
+        files = {"CAFILE": settings.kafka_ssl_cafile, "CERTFILE": settings.kafka_ssl_certfile,
+                 "KEYFILE": settings.kafka_ssl_keyfile}
+        named = ", ".join(f"STREAM_KAFKA_SSL_{k}={v!r}" for k, v in files.items() if v)
+        return f"kafka: cannot load the TLS files ({named}): {exc}"
     servers = str(kwargs.pop("bootstrap_servers"))
     reasons: list[str] = []
     for server in (s.strip() for s in servers.split(",")):

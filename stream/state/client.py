@@ -153,6 +153,13 @@ def connect(settings: Settings, **overrides: Any) -> RedisClient:
 async def redis_refusal(settings: Settings) -> str | None:
     """Why Redis refuses these settings, in one line; None when it accepts them or cannot be reached
     (an outage, which the services ride out)."""
+    try:
+        endpoint(settings).ssl_context()
+    except (OSError, ssl.SSLError) as exc:
+        files = {"CA_CERTS": settings.redis_ssl_ca_certs, "CERTFILE": settings.redis_ssl_certfile,
+                 "KEYFILE": settings.redis_ssl_keyfile}
+        named = ", ".join(f"STREAM_REDIS_SSL_{k}={v!r}" for k, v in files.items() if v)
+        return f"redis: cannot load the TLS files ({named}): {exc}"
     client = connect(settings, retry=_Retry(NoBackoff(), 0))
     try:
         await client.ping()

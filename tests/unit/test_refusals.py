@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import pytest
 from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
@@ -72,3 +73,15 @@ def test_kafka_refusals_name_the_settings() -> None:
     said = kafka_client.describe_refusal(_verify_failed(), settings)
     assert "not trusted (self-signed certificate in certificate chain)" in said
     assert "STREAM_KAFKA_SSL_CAFILE" in said
+
+
+async def test_missing_certificate_files_are_named_before_connecting(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere.crt")
+    kafka = Settings(kafka_security_protocol="SASL_SSL", kafka_ssl_cafile=missing)
+    said = await kafka_client.kafka_refusal(kafka)
+    assert said is not None and missing in said, said
+    assert said.startswith("kafka: cannot load the TLS files (STREAM_KAFKA_SSL_CAFILE="), said
+    redis = Settings(redis_url="rediss://10.0.0.6:6380/0", redis_ssl_ca_certs=missing)
+    said = await redis_client.redis_refusal(redis)
+    assert said is not None and missing in said, said
+    assert said.startswith("redis: cannot load the TLS files (STREAM_REDIS_SSL_CA_CERTS="), said
