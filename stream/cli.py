@@ -13,7 +13,7 @@ import os
 import sys
 from typing import NoReturn
 
-from stream.config import get_settings
+from stream.config import Settings, get_settings
 
 GC_THRESHOLDS = (50_000, 20, 100)  # Python's default is (700, 10, 10)
 
@@ -33,9 +33,31 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _refusals(settings: Settings) -> list[str]:
+    """What Kafka and Redis refuse in these settings (credentials, certificates, protocol), one line each."""
+    from stream.kafkaio.client import kafka_refusal
+    from stream.state.client import redis_refusal
+
+    async def both() -> list[str | None]:
+        return list(await asyncio.gather(kafka_refusal(settings), redis_refusal(settings)))
+
+    return [reason for reason in asyncio.run(both()) if reason]
+
+
+def _refuse_to_start(command: str, settings: Settings) -> None:
+    """A service whose settings a dependency refuses can never become ready: it says which and why,
+    and exits 2. An unreachable dependency is an outage instead, which the services ride out."""
+    reasons = _refusals(settings)
+    for reason in reasons:
+        print(f"stream {command}: {reason}", file=sys.stderr)
+    if reasons:
+        sys.exit(2)
+
+
 def _worker(_: argparse.Namespace) -> NoReturn:
     from stream.agents.app import create_app
 
+    _refuse_to_start("worker", get_settings())
     app = create_app(get_settings())
     tune_gc()
     sys.argv = [sys.argv[0], "worker", "-l", "info", "--web-port", str(get_settings().worker_web_port)]
@@ -46,6 +68,7 @@ def _api(_: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    _refuse_to_start("api", settings)
     tune_gc()
     uvicorn.run("stream.api.app:create_app", factory=True, host=settings.api_host, port=settings.api_port,
                 log_level="warning", access_log=False)
@@ -260,7 +283,21 @@ def main(argv: list[str] | None = None) -> int:
         args.messages = [*args.messages, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        from aiokafka.errors import KafkaError
+        from redis.exceptions import RedisError
+
+        # ssl errors are OSErrors; aiokafka says only "Unable to bootstrap" and keeps the cause to its log
+        if not isinstance(exc, KafkaError | RedisError | OSError):
+            raise
+        reasons = _refusals(get_settings())
+        if not reasons:
+            raise
+        for reason in reasons:
+            print(f"stream {args.command}: {reason}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
+from stream.kafkaio.client import client_kwargs
 
 DAY_MS = 86_400_000
 CITIES = ("Pune", "Mumbai", "Delhi", "Bengaluru", "Goa", "Chennai", "Kolkata", "Jaipur")
@@ -90,8 +91,7 @@ def random_profile(rng: random.Random, uid: str) -> dict[str, object]:
 async def produce(settings: Settings, workload: Workload, rate: float | None = None, progress: bool = True,
                   events: bool = True, profiles: bool = True) -> int:
     """Sends the workload; `rate` caps messages per second (None: as fast as Kafka takes them)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=10, acks="all",
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=10, acks="all", max_batch_size=256 * 1024)
     await producer.start()
     sent, started = 0, time.monotonic()
     now = int(time.time() * 1000)

@@ -41,6 +41,7 @@ from stream.kafkaio.client import faust_credentials
 from stream.kafkaio.log import KafkaLog
 from stream.kafkaio.outputs import KafkaUnavailable
 from stream.outputs import Message
+from stream.state.client import refused as redis_refused
 from stream.state.store import ReplicasBehind
 from stream.wiring import Core
 
@@ -70,7 +71,9 @@ class Health:
         if dep not in self.down:
             metrics.OUTAGES.labels(dep).inc()
             metrics.DEPENDENCY_UP.labels(dep).set(0)
-            log.warning("%s unreachable (%s); holding input and retrying", dep, exc)
+            # a refused password or certificate is no outage, but a fixed ACL or CA is picked up on a retry
+            what = "refused the connection" if dep == "redis" and redis_refused(exc) else "unreachable"
+            log.warning("%s %s (%s); holding input and retrying", dep, what, exc)
         self.down[dep] = str(exc)[:300]
 
     def recovered(self) -> None:

@@ -9,20 +9,23 @@ and certificates. In cluster mode `STREAM_REDIS_URL` lists seed nodes
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream.config import Settings
 
 RedisClient: TypeAlias = Redis | RedisCluster
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,61 @@ def endpoint(settings: Settings) -> Endpoint:
                     settings.redis_ssl_certfile or None, settings.redis_ssl_keyfile or None, settings.redis_cluster)
 
 
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error under `exc` (redis-py wraps it in a ConnectionError), if any."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None or isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def refused(exc: BaseException) -> bool:
+    """Redis (or its TLS layer) turned these settings down: retrying the same settings cannot help."""
+    if isinstance(exc, AuthenticationError | NoPermissionError):
+        return True
+    tls = _ssl_error(exc)
+    return tls is not None and (isinstance(tls, ssl.SSLCertVerificationError)
+                                or "WRONG_VERSION_NUMBER" in str(tls) or "CERTIFICATE" in str(tls))
+
+
+def describe_refusal(exc: BaseException, settings: Settings) -> str:
+    """One line saying what Redis refused and which settings to look at."""
+    ep = endpoint(settings)
+    where = "redis at " + ",".join(f"{h}:{p}" for h, p in ep.nodes)
+    user = ep.username or "default"
+    if isinstance(exc, AuthenticationError):
+        if not ep.password:
+            return (f"{where} requires authentication ({exc}); set STREAM_REDIS_USERNAME and STREAM_REDIS_PASSWORD "
+                    "(or user:password in STREAM_REDIS_URL)")
+        return (f"{where} refused the credentials of user {user!r} ({exc}); check STREAM_REDIS_USERNAME and "
+                "STREAM_REDIS_PASSWORD (or the user:password in STREAM_REDIS_URL)")
+    if isinstance(exc, NoPermissionError):
+        return f"{where}: user {user!r} lacks a permission the product needs ({exc}); see its ACL rules"
+    tls = _ssl_error(exc)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return (f"{where}: its TLS certificate is not trusted ({tls.verify_message}); "
+                "set STREAM_REDIS_SSL_CA_CERTS to the CA that signed it")
+    if tls is not None:
+        hint = "" if ep.tls else "; is it a TLS port (rediss:// in STREAM_REDIS_URL)?"
+        return f"{where}: the TLS handshake failed ({tls.reason or tls}){hint}"
+    return f"{where}: {exc}"
+
+
+class _Retry(Retry):
+    """redis-py's retry, except for a refusal: AuthenticationError is a ConnectionError to redis-py,
+    but a wrong password stays wrong, and retrying it only delays the answer by seconds."""
+
+    async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[..., Any],
+                              is_retryable: Callable[[Exception], bool] | None = None,
+                              with_failure_count: bool = False) -> T:
+        def retryable(exc: Exception) -> bool:
+            return not refused(exc) and (is_retryable is None or is_retryable(exc))
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
+
+
 def connect(settings: Settings, **overrides: Any) -> RedisClient:
     """A decode_responses client: every product key and value is text."""
     ep = endpoint(settings)
@@ -80,7 +138,7 @@ def connect(settings: Settings, **overrides: Any) -> RedisClient:
     # before an outage is reported to the caller (which then backs off on its own).
     kwargs: dict[str, Any] = {"decode_responses": True, "username": ep.username, "password": ep.password,
                               "socket_connect_timeout": 5, "health_check_interval": 10,
-                              "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
+                              "retry": _Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
                               "retry_on_error": [RedisConnectionError, RedisTimeoutError, OSError]}
     if ep.tls:
         kwargs.update(ssl=True, ssl_ca_certs=ep.ca_certs, ssl_certfile=ep.certfile, ssl_keyfile=ep.keyfile)
@@ -90,3 +148,23 @@ def connect(settings: Settings, **overrides: Any) -> RedisClient:
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in ep.nodes], **kwargs)
     host, port = ep.nodes[0]
     return Redis(host=host, port=port, db=ep.db, **kwargs)
+
+
+async def redis_refusal(settings: Settings) -> str | None:
+    """Why Redis refuses these settings, in one line; None when it accepts them or cannot be reached
+    (an outage, which the services ride out)."""
+    try:
+        endpoint(settings).ssl_context()
+    except (OSError, ssl.SSLError) as exc:
+        files = {"CA_CERTS": settings.redis_ssl_ca_certs, "CERTFILE": settings.redis_ssl_certfile,
+                 "KEYFILE": settings.redis_ssl_keyfile}
+        named = ", ".join(f"STREAM_REDIS_SSL_{k}={v!r}" for k, v in files.items() if v)
+        return f"redis: cannot load the TLS files ({named}): {exc}"
+    client = connect(settings, retry=_Retry(NoBackoff(), 0))
+    try:
+        await client.ping()
+    except Exception as exc:
+        return describe_refusal(exc, settings) if refused(exc) else None
+    finally:
+        await client.aclose()
+    return None

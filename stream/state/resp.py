@@ -30,9 +30,10 @@ from typing import Any
 
 import hiredis
 from redis.crc import key_slot
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from stream.state.client import Endpoint
+from stream.state.client import Endpoint, refused
 
 READ_CHUNK = 1 << 20
 SLOTS = 16384
@@ -80,9 +81,11 @@ class _Conn:
         setup.append([b"INFO", b"server"])
         self.write(b"".join(encode(c) for c in setup))
         replies = await self.read(len(setup))
-        for reply in replies[:-1]:
+        for reply in replies:  # INFO too: without AUTH, a Redis that requires it answers NOAUTH there
             if isinstance(reply, hiredis.ReplyError):
-                raise RedisConnectionError(f"redis refused the connection setup: {reply}")
+                auth = str(reply).startswith(("WRONGPASS", "NOAUTH"))
+                raise (AuthenticationError if auth else RedisConnectionError)(
+                    f"redis refused the connection setup: {reply}")
         self.run_id = next((line.split(":", 1)[1].strip() for line in str(replies[-1]).splitlines()
                             if line.startswith("run_id:")), "")
 
@@ -180,6 +183,9 @@ class RespRouter:
         if not conn.is_open:
             try:
                 await conn.open(self.ep)
+            except RedisConnectionError:
+                conn.reset()  # a refused AUTH or SELECT: else the next call would take it for an open connection
+                raise
             except (TimeoutError, OSError) as exc:
                 conn.reset()
                 raise RedisConnectionError(f"redis {node[0]}:{node[1]} unreachable: {exc}") from exc
@@ -251,7 +257,9 @@ class RespRouter:
                     commands: list[Sequence[bytes]], asking: bool = False) -> None:
         try:
             conn = await self._conn(node)
-        except RedisConnectionError:
+        except RedisConnectionError as exc:
+            if refused(exc):
+                raise  # credentials or certificate refused: re-sending cannot help, the caller must learn why
             pending.parts.append(_Part(_Conn(*node), -1, indices, commands, asking, failed=True))
             return
         payload = b"".join((encode([b"ASKING"]) if asking else b"") + encode(c) for c in commands)

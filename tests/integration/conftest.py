@@ -24,10 +24,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from stream.config import Settings
 from stream.kafkaio.topics import create_topics
+from stream.state.client import connect
 from stream.state.heartbeats import read_heartbeats
 from stream.state.keys import Keys
 from stream.wiring import Core
@@ -43,7 +45,8 @@ def free_port() -> int:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_")}
-    env.update({f"STREAM_{name.upper()}": str(value) for name, value in settings.model_dump().items()})
+    env.update({f"STREAM_{name.upper()}": str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+                for name, value in settings.model_dump().items()})
     return env
 
 
@@ -187,7 +190,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], Awaitable[Proc
         proc = Proc("worker", [sys.executable, "-m", "stream.cli", "worker"], settings_env(settings),
                     tmp_path / f"worker-{len(procs)}.log")
         procs.append(proc)
-        client = Redis.from_url(settings.redis_url, decode_responses=True)
+        client = connect(settings)  # the product's own client: TLS and ACL settings apply
         keys = Keys(settings.key_prefix)
         want = set(range(settings.partitions if expect_partitions is None else expect_partitions))
 
