@@ -67,6 +67,9 @@ class _Conn:
         self.generation = 0
         self.queue: deque[_Part] = deque()  # parts written and not yet read, in write order
         self.run_id = ""
+        # One reader at a time: two tasks reading one stream would each take the other's replies,
+        # and a read cut short (a cancelled task) would shift every later reply by what it left.
+        self.reading = asyncio.Lock()
 
     async def open(self, ep: Endpoint) -> None:
         ctx = ep.ssl_context()
@@ -124,15 +127,27 @@ class _Conn:
 
     async def read_part(self, part: _Part) -> list[Any]:
         """A part's replies; replies of parts written before it are read first and kept for them,
-        so a re-send written behind a queued window cannot be read out of order."""
-        if part.buffer is not None:
-            return part.buffer
-        while self.queue and self.queue[0] is not part:
-            head = self.queue.popleft()
-            head.buffer = await self.read(head.expected)
-        if self.queue and self.queue[0] is part:
-            self.queue.popleft()
-        return await self.read(part.expected)
+        so a re-send written behind a queued window cannot be read out of order.
+
+        Safe for concurrent callers (the engine, the control tailer and job parts of one worker
+        share a router): reads are serialised, and a read that fails or is cancelled midway
+        resets the connection, so no later caller can be handed someone else's reply (seen:
+        a worker stuck taking every INFO reply for another command's after a segment creation)."""
+        async with self.reading:
+            if part.buffer is not None:
+                return part.buffer
+            if part.generation != self.generation:
+                raise RedisConnectionError(f"redis {self.host}:{self.port}: connection reset before the reply")
+            try:
+                while self.queue and self.queue[0] is not part:
+                    head = self.queue.popleft()
+                    head.buffer = await self.read(head.expected)
+                if self.queue and self.queue[0] is part:
+                    self.queue.popleft()
+                return await self.read(part.expected)
+            except BaseException:
+                self.reset()
+                raise
 
 
 @dataclass
@@ -161,8 +176,8 @@ class Pending:
 class RespRouter:
     """Raw connections to one Redis or every master of a cluster.
 
-    Not for concurrent use: one owner at a time (the engine holds its lock, an
-    export owns its router). `submit` writes and returns at once so the caller
+    Concurrent callers are safe (each connection serialises its reads; a write is one
+    synchronous call, so payloads never interleave). `submit` writes and returns at once so the caller
     can work while Redis does; `result` reads, fixes redirects and returns the
     replies in command order, with error replies as `hiredis.ReplyError` values.
     """
@@ -181,15 +196,23 @@ class RespRouter:
         if conn is None:
             conn = self._conns[node] = _Conn(*node)
         if not conn.is_open:
-            try:
-                await conn.open(self.ep)
-            except RedisConnectionError:
-                conn.reset()  # a refused AUTH or SELECT: else the next call would take it for an open connection
-                raise
-            except (TimeoutError, OSError) as exc:
-                conn.reset()
-                raise RedisConnectionError(f"redis {node[0]}:{node[1]} unreachable: {exc}") from exc
+            async with conn.reading:  # two tasks must not both open it (the second would replace the first)
+                if not conn.is_open:
+                    await self._open(conn, node)
         return conn
+
+    async def _open(self, conn: _Conn, node: tuple[str, int]) -> None:
+        try:
+            await conn.open(self.ep)
+        except RedisConnectionError:
+            conn.reset()  # a refused AUTH or SELECT: else the next call would take it for an open connection
+            raise
+        except (TimeoutError, OSError) as exc:
+            conn.reset()
+            raise RedisConnectionError(f"redis {node[0]}:{node[1]} unreachable: {exc}") from exc
+        except BaseException:
+            conn.reset()
+            raise
 
     async def refresh(self) -> None:
         """Reads the slot map from any node that answers (known owners first, then the seeds)."""

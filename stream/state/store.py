@@ -181,7 +181,10 @@ class RedisEngineStore:
         self._run_ids = {}
         for node, info in sorted(infos.items()):
             run_id = next((line.split(":", 1)[1].strip() for line in str(info).splitlines()
-                           if line.startswith("run_id:")), "?")
+                           if line.startswith("run_id:")), "")
+            if not run_id:  # not INFO's answer: never take it for a restart; start the connections afresh
+                await self.lua.router.close()
+                raise RedisConnectionError(f"redis {node[0]}:{node[1]} answered INFO with {str(info)[:80]!r}")
             self._run_ids[node] = run_id
             ids.append(f"{node[0]}:{node[1]}={run_id}")
         return ",".join(ids)

@@ -7,6 +7,9 @@ runner; the URL's database and credentials are used.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -104,3 +107,29 @@ async def test_a_script_checks_its_named_inputs(lua: LuaRunner) -> None:
         await lua.call_many([(INCR, ["a", "b"], [1])])
     with pytest.raises(ValueError, match=r"takes args \(by\)"):
         await lua.call(INCR, ["a"], [])
+
+
+async def test_concurrent_callers_each_get_their_own_replies(private_redis: aioredis.Redis,
+                                                             private_redis_url: str) -> None:
+    """The engine, the control tailer and job parts of one worker share a router: replies must
+    never cross between them, even when one caller is cancelled in the middle of its read."""
+    router = router_for(private_redis_url)
+    big = b"y" * 200_000  # several socket reads per reply, so a cancellation lands mid-read
+
+    async def caller(n: int) -> None:
+        for i in range(30):
+            token = f"{n}:{i}".encode()
+            got = await router.execute([(None, [b"ECHO", token]), (None, [b"ECHO", big + token])])
+            assert got == [token.decode(), (big + token).decode()], (n, i)
+
+    try:
+        for _ in range(5):
+            victim = asyncio.create_task(router.execute([(None, [b"ECHO", big])] * 20))
+            await asyncio.sleep(0.001)
+            victim.cancel()
+            await asyncio.gather(*(caller(n) for n in range(8)))
+            with contextlib.suppress(asyncio.CancelledError):
+                await victim
+        assert (await router.execute([(None, [b"PING"])])) == ["PONG"]
+    finally:
+        await router.close()
