@@ -37,7 +37,9 @@ admin_key() {
   if [[ -s "$file" ]] && curl -fsS -o /dev/null -H "authorization: Bearer $(cat "$file")" \
       "http://127.0.0.1:$API_PORT/auth/me"; then return 0; fi
   "$PY" -m stream.cli keys revoke local-admin 2>/dev/null || true
-  key="$("$PY" -m stream.cli keys create --name local-admin --scope admin | tail -1)"
+  # Its "shown only now" notice would be wrong here: the key goes to the file, not the screen.
+  key="$("$PY" -m stream.cli keys create --name local-admin --scope admin 2>"$VAR/log/admin-key.log" | tail -1)" \
+    || { cat "$VAR/log/admin-key.log" >&2; exit 1; }
   (umask 077 && printf '%s\n' "$key" >"$file.tmp") && mv "$file.tmp" "$file"
   log "admin key written to $file (mode 0600)"
 }
