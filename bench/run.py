@@ -50,6 +50,8 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         # The flat keys the performance issue tracks (the nested figures above are the same runs).
         "pipeline_msgs_per_s": pipe["pipeline"],
         "pipeline_over_baseline": pipe["pipeline"] / pipe["baseline"],
+        "faust_floor_msgs_per_s": pipe["faust_floor"],
+        "pipeline_over_faust_floor": pipe["pipeline"] / pipe["faust_floor"],
         "two_workers_over_one": pipe["pipeline_two_workers"] / pipe["pipeline_known_users"],
         "latency_p99_s": pipe["latency_p99"],
         "estimate_p99_ms": est["p99_ms"],
@@ -81,6 +83,8 @@ def table(r: dict[str, Any]) -> str:
         ("  changelog off (durability cost)", f"{p['pipeline_no_changelog']:,.0f} msg/s",
          f"changelog on is {p['pipeline_known_users'] / p['pipeline_no_changelog']:.2f}x of off; "
          f"{p['changelog_bytes_per_input']:,.0f} Kafka B and {p['changelog_records_per_input']:.2f} records per input"),
+        ("  Faust floor: same agent shape, no work", f"{p['faust_floor']:,.0f} msg/s",
+         f"pipeline is {p['pipeline'] / p['faust_floor']:.1%} of it (target >= 50%)"),
         ("3 baseline: naive per-event agent", f"{p['baseline']:,.0f} msg/s",
          f"pipeline is {q['pipeline_over_baseline']:.2f}x (target >= 20x)"),
         (f"4 estimate, {e['members']:,} members", f"p50 {e['p50_ms']:.2f} ms, p99 {e['p99_ms']:.2f} ms",
