@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 
 from stream.config import Settings
 from stream.kafkaio.topics import create_topics
+from stream.state.client import connect
 from stream.state.heartbeats import read_heartbeats
 from stream.state.keys import Keys
 from stream.wiring import Core
@@ -187,7 +188,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], Awaitable[Proc
         proc = Proc("worker", [sys.executable, "-m", "stream.cli", "worker"], settings_env(settings),
                     tmp_path / f"worker-{len(procs)}.log")
         procs.append(proc)
-        client = Redis.from_url(settings.redis_url, decode_responses=True)
+        client = connect(settings)  # one Redis or a cluster, as the worker itself connects
         keys = Keys(settings.key_prefix)
         want = set(range(settings.partitions if expect_partitions is None else expect_partitions))
 
