@@ -19,6 +19,11 @@ CDIR="$VAR/redis-cluster"
 pidfile() { echo "$VAR/run/redis-cluster-$1.pid"; }
 cli() { local port="$1"; shift; redis-cli -p "$port" "$@"; }
 ping() { cli "$1" ping | grep -q PONG; }
+# The node on PORT is the process of our pid file (not another cluster's node holding the port).
+ours() {
+  pid_alive "$(pidfile "$1")" || return 2
+  [[ "$(cli "$1" info server | tr -d '\r' | sed -n 's/^process_id://p')" == "$(cat "$(pidfile "$1")")" ]]
+}
 info_field() { cli "$1" cluster info | tr -d '\r' | sed -n "s/^$2://p"; }
 
 # Every node sees all 6 nodes and a full slot map, and every replica has synced with its master.
@@ -36,6 +41,7 @@ start_node() {
   local port="$1" dir="$CDIR/$1"
   if pid_alive "$(pidfile "$port")"; then return 0; fi
   mkdir -p "$dir"
+  rm -f "$(pidfile "$port")"  # a kill -9 leaves it behind; the new process writes its own once listening
   log "starting redis cluster node on 127.0.0.1:$port"
   redis-server "$ROOT/deploy/redis/redis.conf" --port "$port" --bind 127.0.0.1 --dir "$dir" \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout "$NODE_TIMEOUT_MS" \
@@ -47,7 +53,10 @@ start() {
   local port
   for port in "${PORTS[@]}"; do start_node "$port"; done
   for port in "${PORTS[@]}"; do
-    wait_for "redis cluster node $port" 30 ping "$port" || { tail -20 "$VAR/log/redis-cluster-$port.log" >&2; return 1; }
+    wait_for "redis cluster node $port to listen" 15 test -s "$(pidfile "$port")" \
+      || { tail -5 "$VAR/log/redis-cluster-$port.log" >&2; return 1; }
+    wait_alive "$(pidfile "$port")" "redis cluster node $port" 30 ours "$port" \
+      || { tail -5 "$VAR/log/redis-cluster-$port.log" >&2; return 1; }
   done
   # Created once: a node that has ever been part of it keeps its peers and slots in nodes.conf.
   if [[ "$(info_field "${PORTS[0]}" cluster_slots_assigned)" == 0 ]]; then
@@ -61,9 +70,11 @@ start() {
   log "redis cluster up on ports ${PORTS[0]}-${PORTS[5]}"
 }
 
+# All at once: each node flushes its AOF on SIGTERM, which takes a second or two.
 stop() {
   local port
-  for port in "${PORTS[@]}"; do stop_pid "redis cluster node $port" "$(pidfile "$port")"; done
+  for port in "${PORTS[@]}"; do stop_pid "redis cluster node $port" "$(pidfile "$port")" & done
+  wait
 }
 
 status() {

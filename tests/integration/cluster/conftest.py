@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from redis.crc import key_slot
 
 from stream.config import Settings
 from stream.state.client import RedisClient, connect
@@ -55,19 +56,32 @@ class Cluster:
     def pid(self, port: int) -> int:
         return int((self.var / "run" / f"redis-cluster-{port}.pid").read_text())
 
-    def masters(self) -> list[int]:
-        """Ports of the masters that hold slots, as the first live node sees them."""
+    def slot_owners(self, skip: int | None = None) -> dict[int, list[tuple[int, int]]]:
+        """Master port -> its slot ranges, as the first live node (other than `skip`) sees them;
+        masters flagged failed are left out."""
         for port in self.ports:
+            if port == skip:
+                continue
             out = subprocess.run(["redis-cli", "-p", str(port), "cluster", "nodes"], capture_output=True, text=True)
             if out.returncode != 0 or not out.stdout.strip():
                 continue
-            found = []
+            found: dict[int, list[tuple[int, int]]] = {}
             for line in out.stdout.splitlines():
                 parts = line.split()
-                if "master" in parts[2] and "fail" not in parts[2] and len(parts) > 8:
-                    found.append(int(parts[1].split("@")[0].rsplit(":", 1)[1]))
-            return sorted(found)
+                if "master" not in parts[2] or "fail" in parts[2] or len(parts) < 9:
+                    continue
+                ranges = [r.split("-") for r in parts[8:] if not r.startswith("[")]
+                found[int(parts[1].split("@")[0].rsplit(":", 1)[1])] = [(int(r[0]), int(r[-1])) for r in ranges]
+            return found
         raise AssertionError("no cluster node answers")
+
+    def owner(self, key: str, skip: int | None = None) -> int | None:
+        """The port of the master serving `key`'s slot (None while no live master does)."""
+        slot = int(key_slot(key.encode()))
+        for port, ranges in self.slot_owners(skip).items():
+            if any(a <= slot <= b for a, b in ranges):
+                return port
+        return None
 
     def kill(self, port: int) -> None:
         """kill -9 of one node, by its pid, and waits until the process is gone."""
