@@ -70,6 +70,11 @@ class _Conn:
         self.generation = 0
         self.queue: deque[_Part] = deque()  # parts written and not yet read, in write order
         self.run_id = ""
+        # One reader at a time, one opener at a time: the router is shared by coroutines that do
+        # not hold the engine lock (a recount's sample rebuild, a list upload's commits, the
+        # control tailer), and two reads on one StreamReader raise, or take each other's replies.
+        self.read_lock = asyncio.Lock()
+        self.open_lock = asyncio.Lock()
 
     async def open(self, ep: Endpoint) -> None:
         ctx = ep.ssl_context()
@@ -131,14 +136,17 @@ class _Conn:
     async def read_part(self, part: _Part) -> list[Any]:
         """A part's replies; replies of parts written before it are read first and kept for them,
         so a re-send written behind a queued window cannot be read out of order."""
-        if part.buffer is not None:
-            return part.buffer
-        while self.queue and self.queue[0] is not part:
-            head = self.queue.popleft()
-            head.buffer = await self.read(head.expected)
-        if self.queue and self.queue[0] is part:
-            self.queue.popleft()
-        return await self.read(part.expected)
+        async with self.read_lock:
+            if part.buffer is not None:  # read meanwhile by whoever held the lock
+                return part.buffer
+            if part.generation != self.generation:
+                raise RedisConnectionError(f"redis {self.host}:{self.port}: connection reset under the read")
+            while self.queue and self.queue[0] is not part:
+                head = self.queue.popleft()
+                head.buffer = await self.read(head.expected)
+            if self.queue and self.queue[0] is part:
+                self.queue.popleft()
+            return await self.read(part.expected)
 
 
 @dataclass
@@ -187,11 +195,13 @@ class RespRouter:
         if conn is None:
             conn = self._conns[node] = _Conn(*node)
         if not conn.is_open:
-            try:
-                await conn.open(self.ep)
-            except (TimeoutError, OSError) as exc:
-                conn.reset()
-                raise RedisConnectionError(f"redis {node[0]}:{node[1]} unreachable: {exc}") from exc
+            async with conn.open_lock:
+                if not conn.is_open:
+                    try:
+                        await conn.open(self.ep)
+                    except (TimeoutError, OSError) as exc:
+                        conn.reset()
+                        raise RedisConnectionError(f"redis {node[0]}:{node[1]} unreachable: {exc}") from exc
         return conn
 
     async def refresh(self) -> None:
