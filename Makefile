@@ -10,8 +10,9 @@ provision:
 
 venv: provision
 
+# `make up REDIS=cluster WORKERS=3`: a local Redis Cluster and three workers (docs/SCALING.md).
 up: provision
-	@bash deploy/local/stack.sh up
+	@REDIS="$(REDIS)" WORKERS="$(WORKERS)" bash deploy/local/stack.sh up
 
 down:
 	@bash deploy/local/stack.sh down

@@ -8,6 +8,7 @@ and certificates. In cluster mode `STREAM_REDIS_URL` lists seed nodes
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,10 +16,18 @@ from typing import Any, TypeAlias, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.exceptions import AuthenticationError, NoPermissionError
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    ClusterDownError,
+    MovedError,
+    NoPermissionError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,6 +35,78 @@ from stream.config import Settings
 
 RedisClient: TypeAlias = Redis | RedisCluster
 T = TypeVar("T")
+
+
+ATOMIC_ATTEMPTS = 6
+
+
+class Cluster(RedisCluster):
+    """redis-py's async cluster client, plus a plain client per master for MULTI/EXEC.
+
+    redis-py 8's async cluster pipeline runs a transaction's commands one by
+    one in a thread with a new event loop each (`asyncio.run` inside
+    `execute_command`): it blocks the worker's loop and, when the cluster
+    client must re-read its topology meanwhile, waits on a lock that loop
+    holds (a failover drill froze a worker that way). A transaction here only
+    ever touches one hash tag, so it runs as a plain MULTI/EXEC on the master
+    of that slot instead (`atomic`)."""
+
+    def __init__(self, *args: Any, node_kwargs: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._node_kwargs = node_kwargs
+        self._node_clients: dict[tuple[str, int], Redis] = {}
+
+    async def master_client(self, key: str) -> Redis:
+        """A plain client of the master serving `key`'s slot now (as this client's map says)."""
+        await self.initialize()
+        node = self.get_node_from_key(key)
+        if node is None:
+            raise ClusterDownError(f"no master serves the slot of {key!r}")
+        address = (node.host, int(node.port))
+        found = self._node_clients.get(address)
+        if found is None:
+            found = self._node_clients[address] = Redis(host=address[0], port=address[1], **self._node_kwargs)
+        return found
+
+    async def stale_topology(self) -> None:
+        """Re-reads the slot map (after a MOVED or an unreachable master, as redis-py does itself)."""
+        await self.nodes_manager.initialize()
+
+    async def aclose(self) -> None:
+        clients, self._node_clients = list(self._node_clients.values()), {}
+        for client in clients:
+            await client.aclose()
+        await super().aclose()
+
+
+async def atomic(redis: RedisClient, key: str, build: Callable[[Pipeline], object]) -> list[Any]:
+    """MULTI/EXEC of the commands `build` queues, every one on `key`'s hash tag; their replies.
+
+    One Redis: its transaction pipeline. A cluster: the same on the slot's
+    master; a MOVED, TRYAGAIN, CLUSTERDOWN or lost master (a failover under
+    way) aborts the whole transaction, so the slot map is read again and the
+    transaction re-sent, with back-off, before the error reaches the caller."""
+    if isinstance(redis, Redis):
+        pipe = redis.pipeline(transaction=True)
+        build(pipe)
+        return list(await pipe.execute())
+    if not isinstance(redis, Cluster):
+        raise TypeError("a cluster client made by stream.state.client.connect is needed for transactions")
+    for attempt in range(ATOMIC_ATTEMPTS):
+        try:
+            pipe = (await redis.master_client(key)).pipeline(transaction=True)
+            build(pipe)
+            return list(await pipe.execute())
+        except (MovedError, AskError, TryAgainError, ClusterDownError, RedisConnectionError, RedisTimeoutError,
+                OSError):
+            if attempt == ATOMIC_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+            try:
+                await redis.stale_topology()
+            except (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError):
+                continue
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -144,8 +225,9 @@ def connect(settings: Settings, **overrides: Any) -> RedisClient:
         kwargs.update(ssl=True, ssl_ca_certs=ep.ca_certs, ssl_certfile=ep.certfile, ssl_keyfile=ep.keyfile)
     kwargs.update(overrides)
     if ep.cluster:
+        node_kwargs = dict(kwargs)
         kwargs.pop("health_check_interval", None)
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in ep.nodes], **kwargs)
+        return Cluster(startup_nodes=[ClusterNode(h, p) for h, p in ep.nodes], node_kwargs=node_kwargs, **kwargs)
     host, port = ep.nodes[0]
     return Redis(host=host, port=port, db=ep.db, **kwargs)
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from stream.state.client import RedisClient
+from redis.asyncio.client import Pipeline
+
+from stream.state.client import RedisClient, atomic
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner, script
 
@@ -88,10 +90,9 @@ class JobStore:
         }
         if only_partition is not None:
             record["only_partition"] = only_partition
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), items=[part for kv in record.items() for part in kv])
-        pipe.sadd(self.keys.jobs_active, job_id)
-        await pipe.execute()
+        await atomic(self.redis, self.keys.jobs_active, lambda pipe: (
+            pipe.hset(self.keys.job(job_id), items=[part for kv in record.items() for part in kv]),
+            pipe.sadd(self.keys.jobs_active, job_id)))
         return job_id
 
     async def share(self, job_id: str, kind: JobKind, subject: str) -> None:
@@ -130,20 +131,18 @@ class JobStore:
         return bool(await self.redis.set(self.keys.job_lock(job_id, partition), owner, nx=True, ex=LOCK_SECONDS))
 
     async def progress(self, job_id: str, partition: int, fraction: float, owner: str) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.job_parts(job_id), f"prog:{partition}", f"{fraction:.4f}")
-        pipe.set(self.keys.job_lock(job_id, partition), owner, ex=LOCK_SECONDS)
-        pipe.hset(self.keys.job(job_id), "status", str(JobStatus.RUNNING))
-        await pipe.execute()
+        await atomic(self.redis, self.keys.job(job_id), lambda pipe: (
+            pipe.hset(self.keys.job_parts(job_id), f"prog:{partition}", f"{fraction:.4f}"),
+            pipe.set(self.keys.job_lock(job_id, partition), owner, ex=LOCK_SECONDS),
+            pipe.hset(self.keys.job(job_id), "status", str(JobStatus.RUNNING))))
 
     async def finish_part(self, job_id: str, partition: int, result: dict[str, Any]) -> bool:
         """Records a part; True for the one caller that completed the last part."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.job_parts(job_id), str(partition), json.dumps(result))
-        pipe.hgetall(self.keys.job_parts(job_id))
-        pipe.hmget(self.keys.job(job_id), ["partitions", "only_partition"])
-        pipe.delete(self.keys.job_lock(job_id, partition))
-        _, parts, (total, only), _ = await pipe.execute()
+        _, parts, (total, only), _ = await atomic(self.redis, self.keys.job(job_id), lambda pipe: (
+            pipe.hset(self.keys.job_parts(job_id), str(partition), json.dumps(result)),
+            pipe.hgetall(self.keys.job_parts(job_id)),
+            pipe.hmget(self.keys.job(job_id), ["partitions", "only_partition"]),
+            pipe.delete(self.keys.job_lock(job_id, partition))))
         done = sum(1 for k in parts if not k.startswith("prog:"))
         if done < (1 if only is not None else int(total or 0)):
             return False
@@ -154,21 +153,23 @@ class JobStore:
         return [json.loads(v) for k, v in parts.items() if not str(k).startswith("prog:")]
 
     async def complete(self, job: Job, result: dict[str, Any] | None, error: str | None = None) -> None:
-        pipe = self.redis.pipeline(transaction=True)
         fields: dict[str, str] = {"status": str(JobStatus.FAILED if error else JobStatus.DONE),
                                   "finished_at_ms": str(int(time.time() * 1000))}
         if result is not None:
             fields["result"] = json.dumps(result)
         if error:
             fields["error"] = error
-        pipe.hset(self.keys.job(job.id), items=[part for kv in fields.items() for part in kv])
-        pipe.srem(self.keys.jobs_active, job.id)
-        if job.kind != JobKind.BACKFILL:  # a backfill's id stays, so the segment can report how it went
-            pipe.delete(self.keys.segment_job(job.segment_id, job.kind))
-        # Finished jobs stay readable for a week (GET /jobs), then go: no record outlives its use.
-        pipe.expire(self.keys.job(job.id), FINISHED_TTL_SECONDS)
-        pipe.expire(self.keys.job_parts(job.id), FINISHED_TTL_SECONDS)
-        await pipe.execute()
+
+        def build(pipe: Pipeline) -> None:
+            pipe.hset(self.keys.job(job.id), items=[part for kv in fields.items() for part in kv])
+            pipe.srem(self.keys.jobs_active, job.id)
+            if job.kind != JobKind.BACKFILL:  # a backfill's id stays, so the segment can report how it went
+                pipe.delete(self.keys.segment_job(job.segment_id, job.kind))
+            # Finished jobs stay readable for a week (GET /jobs), then go: no record outlives its use.
+            pipe.expire(self.keys.job(job.id), FINISHED_TTL_SECONDS)
+            pipe.expire(self.keys.job_parts(job.id), FINISHED_TTL_SECONDS)
+
+        await atomic(self.redis, self.keys.job(job.id), build)
 
     async def for_segment(self, segment_id: str, kind: JobKind) -> Job | None:
         job_id = await self.redis.get(self.keys.segment_job(segment_id, kind))
@@ -186,16 +187,13 @@ class JobStore:
                                       [str(open_id), segment_id, now_ms]):
             return str(open_id)
         job_id = await self.create(JobKind.BACKFILL, segment_id, partitions, (segment_id,))
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), "open_until_ms", now_ms + group_ms)
-        pipe.set(self.keys.backfill_open, job_id)
-        await pipe.execute()
+        await atomic(self.redis, self.keys.backfill_open, lambda pipe: (
+            pipe.hset(self.keys.job(job_id), "open_until_ms", now_ms + group_ms),
+            pipe.set(self.keys.backfill_open, job_id)))
         return job_id
 
     async def seal(self, job_id: str) -> tuple[str, ...] | None:
         """Closes a gathering backfill to new segments; returns its targets (None: not sealable yet)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hsetnx(self.keys.job(job_id), "sealed", "1")
-        pipe.hget(self.keys.job(job_id), "targets")
-        _, targets = await pipe.execute()
+        _, targets = await atomic(self.redis, self.keys.job(job_id), lambda pipe: (
+            pipe.hsetnx(self.keys.job(job_id), "sealed", "1"), pipe.hget(self.keys.job(job_id), "targets")))
         return tuple(json.loads(targets)) if targets else None

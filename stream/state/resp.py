@@ -38,6 +38,10 @@ from stream.state.client import Endpoint, refused
 READ_CHUNK = 1 << 20
 SLOTS = 16384
 MAX_REDIRECTS = 8
+# No reply for this long means a dead peer the kernel has not noticed (a partitioned node) or a
+# connection out of step: it is reset and its commands re-sent, instead of hanging the caller.
+# Far above any one command's time (WAIT blocks at most STREAM_REDIS_WAIT_TIMEOUT_MS).
+READ_TIMEOUT = 30.0
 
 # (routing key, or None for "the one node" / "any node"; the command's arguments)
 Command = tuple[str | None, Sequence[bytes]]
@@ -67,9 +71,12 @@ class _Conn:
         self.generation = 0
         self.queue: deque[_Part] = deque()  # parts written and not yet read, in write order
         self.run_id = ""
-        # One reader at a time: two tasks reading one stream would each take the other's replies,
-        # and a read cut short (a cancelled task) would shift every later reply by what it left.
-        self.reading = asyncio.Lock()
+        # One reader at a time, one opener at a time: the router is shared by coroutines that do
+        # not hold the engine lock (a recount's sample rebuild, a list upload's commits, the
+        # control tailer), and two reads on one StreamReader raise, or take each other's replies;
+        # a read cut short (a cancelled task) would shift every later reply by what it left.
+        self.read_lock = asyncio.Lock()
+        self.open_lock = asyncio.Lock()
 
     async def open(self, ep: Endpoint) -> None:
         ctx = ep.ssl_context()
@@ -109,7 +116,12 @@ class _Conn:
         while len(replies) < expected:
             reply = self.parser.gets()
             if reply is False:
-                data = await self.reader.read(READ_CHUNK)
+                try:
+                    async with asyncio.timeout(READ_TIMEOUT):  # no task per read, unlike wait_for
+                        data = await self.reader.read(READ_CHUNK)
+                except TimeoutError:
+                    raise RedisConnectionError(f"redis {self.host}:{self.port} sent nothing for "
+                                               f"{READ_TIMEOUT:.0f} s") from None
                 if not data:
                     raise RedisConnectionError(f"redis {self.host}:{self.port} closed the connection")
                 self.parser.feed(data)
@@ -133,7 +145,7 @@ class _Conn:
         share a router): reads are serialised, and a read that fails or is cancelled midway
         resets the connection, so no later caller can be handed someone else's reply (seen:
         a worker stuck taking every INFO reply for another command's after a segment creation)."""
-        async with self.reading:
+        async with self.read_lock:
             if part.buffer is not None:
                 return part.buffer
             if part.generation != self.generation:
@@ -196,7 +208,7 @@ class RespRouter:
         if conn is None:
             conn = self._conns[node] = _Conn(*node)
         if not conn.is_open:
-            async with conn.reading:  # two tasks must not both open it (the second would replace the first)
+            async with conn.open_lock:  # two tasks must not both open it (the second would replace the first)
                 if not conn.is_open:
                     await self._open(conn, node)
         return conn
@@ -218,17 +230,15 @@ class RespRouter:
         """Reads the slot map from any node that answers (known owners first, then the seeds)."""
         if not self.ep.cluster:
             return
-        candidates = list(dict.fromkeys([*(self._slots or []), *self.ep.nodes]))
+        candidates = [n for n in dict.fromkeys([*(self._slots or []), *self.ep.nodes]) if n != ("", 0)]
         last: Exception | None = None
         for node in candidates:
             try:
-                conn = await self._conn(node)
-                conn.write(encode([b"CLUSTER", b"SLOTS"]))
-                (reply,) = await conn.read(1)
+                # Through the node's queue like any command: a caller may have windows written and
+                # not yet read on this connection (an export, a backfill), whose replies come first.
+                (reply,) = await self.on_node(node, [[b"CLUSTER", b"SLOTS"]])
             except (RedisConnectionError, OSError) as exc:
                 last = exc
-                if node in self._conns:
-                    self._conns[node].reset()
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 last = RedisConnectionError(str(reply))
@@ -239,22 +249,26 @@ class RespRouter:
                 for s in range(int(start), int(end) + 1):
                     slots[s] = (host, int(master[1]))
             self._slots = slots
+            self._refresh_after = 0.0
             return
         raise RedisConnectionError(f"no Redis Cluster node answered CLUSTER SLOTS: {last}")
 
     async def masters(self) -> list[tuple[str, int]]:
         if not self.ep.cluster:
             return [self.ep.nodes[0]]
-        if self._slots is None:
+        if self._stale():
             await self.refresh()
         assert self._slots is not None
         return sorted(set(self._slots) - {("", 0)})
 
+    def _stale(self) -> bool:
+        """No slot map yet, or a MOVED or an unreachable node said the map is out of date."""
+        return self._slots is None or bool(self._refresh_after and time.monotonic() >= self._refresh_after)
+
     async def node_for(self, key: str | None) -> tuple[str, int]:
         if not self.ep.cluster:
             return self.ep.nodes[0]
-        if self._slots is None or (self._refresh_after and time.monotonic() >= self._refresh_after):
-            self._refresh_after = 0.0
+        if self._stale():
             await self.refresh()
         assert self._slots is not None
         if key is None:
@@ -366,12 +380,17 @@ class RespRouter:
         pending = Pending([(None, c) for c in commands])
         await self._send(pending, node, list(range(len(commands))), list(commands))
         part = pending.parts[0]
-        if part.failed:
-            raise RedisConnectionError(f"redis {node[0]}:{node[1]} unreachable")
         try:
-            return await part.conn.read_part(part)
+            if part.failed:
+                raise RedisConnectionError(f"redis {node[0]}:{node[1]} unreachable")
+            try:
+                return await part.conn.read_part(part)
+            except (RedisConnectionError, OSError):
+                part.conn.reset()
+                raise
         except (RedisConnectionError, OSError):
-            part.conn.reset()
+            if self.ep.cluster:  # a master gone (failed over?): the next call reads the slot map again
+                self._refresh_after = time.monotonic()
             raise
 
     async def close(self) -> None:

@@ -16,8 +16,10 @@ import uuid
 from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Final
 
+from redis.asyncio.client import Pipeline
+
 from stream.sketches import CHANNELS, NUM_CHANNELS, Estimate, estimate_from_sample, hash_unit
-from stream.state.client import RedisClient
+from stream.state.client import RedisClient, atomic
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner, script
 
@@ -96,10 +98,7 @@ class SampleStore:
     async def reset(self, sid: str) -> None:
         """Empty the sample and put theta back to 1, so small segments are exact again."""
         z, m, s = self.keys(sid)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(z, m, s)
-        pipe.hset(s, items=_empty_counters())
-        await pipe.execute()
+        await atomic(self._redis, s, lambda pipe: (pipe.delete(z, m, s), pipe.hset(s, items=_empty_counters())))
 
     async def delete(self, sid: str) -> None:
         """Drop every key of the segment's sample."""
@@ -126,16 +125,18 @@ class SampleStore:
                     batch = {}
             await self._write_tmp(tmp, list(batch.items()))
             n = await self._redis.hget(tmp[2], "n")
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.delete(*live)
-            pipe.rename(tmp[2], live[2])
-            if n is not None and int(n) > 0:
-                pipe.rename(tmp[0], live[0])
-                pipe.rename(tmp[1], live[1])
-            # RENAME carries the temporary TTL over; the live sample must not expire.
-            for key in live:
-                pipe.persist(key)
-            await pipe.execute()
+
+            def swap(pipe: Pipeline) -> None:
+                pipe.delete(*live)
+                pipe.rename(tmp[2], live[2])
+                if n is not None and int(n) > 0:
+                    pipe.rename(tmp[0], live[0])
+                    pipe.rename(tmp[1], live[1])
+                # RENAME carries the temporary TTL over; the live sample must not expire.
+                for key in live:
+                    pipe.persist(key)
+
+            await atomic(self._redis, live[2], swap)
         finally:
             await self._redis.delete(*tmp)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stream.segments import Segment, SegmentIndex, segment_from_json
-from stream.state.client import RedisClient
+from stream.state.client import RedisClient, atomic
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner, script
 
@@ -40,11 +40,8 @@ class SegmentStore:
         return int(await self.redis.get(self.keys.segments_version) or 0)
 
     async def load_index(self) -> SegmentIndex:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(self.keys.segments_version)
-        pipe.hvals(self.keys.segments)
-        pipe.hgetall(self.keys.forgotten)
-        version, raws, forgotten = await pipe.execute()
+        version, raws, forgotten = await atomic(self.redis, self.keys.segments, lambda pipe: (
+            pipe.get(self.keys.segments_version), pipe.hvals(self.keys.segments), pipe.hgetall(self.keys.forgotten)))
         return SegmentIndex.build((segment_from_json(r) for r in raws), int(version or 0),
                                   {str(k): int(v) for k, v in forgotten.items()})
 

@@ -211,7 +211,10 @@ class RedisEngineStore:
             return
         router = self.lua.router
         now = time.monotonic()
-        if now - self._replicas_at > REPLICA_INFO_SECONDS:
+        masters = await router.masters()
+        if now - self._replicas_at > REPLICA_INFO_SECONDS or set(masters) != set(self._replicas):
+            # Also at once after a failover: the old master is gone and the new one's replicas
+            # are what must acknowledge.
             self._replicas_at = now
             infos = await router.on_every_master([b"INFO", b"replication"])
             self._replicas = {node: _connected_replicas(str(info)) for node, info in infos.items()}
@@ -223,7 +226,13 @@ class RedisEngineStore:
             reply = await router.on_node(node, [
                 [b"SET", self.keys.watermark(tag).encode(), str(time.time_ns()).encode()],
                 [b"WAIT", str(want).encode(), str(self.wait_timeout_ms).encode()]])
-            if int(reply[1]) < want:
+            if isinstance(reply[0], hiredis.ReplyError):
+                # The watermark did not land (its slot moved: MOVED): a WAIT behind no write of its
+                # own connection returns at once and proves nothing.
+                self._tags.pop(node, None)
+                self._replicas_at = 0.0
+                raise ReplicasBehind(f"redis {node[0]}:{node[1]}: watermark refused ({reply[0]})")
+            if isinstance(reply[1], hiredis.ReplyError) or int(reply[1]) < want:
                 self._replicas_at = 0.0  # look again: a replica may have gone
                 raise ReplicasBehind(f"redis {node[0]}:{node[1]}: {reply[1]} of {want} replicas acknowledged "
                                      f"within {self.wait_timeout_ms} ms")
@@ -236,6 +245,8 @@ class RedisEngineStore:
             await router.node_for(None)
             slots = router._slots or []
             owned = {s for s, n in enumerate(slots) if n == node}
+            if not owned:  # not a master any more: the map is read again on the next round
+                raise RedisConnectionError(f"redis {node[0]}:{node[1]} serves no slot")
             i = 0
             while int(key_slot(f"w{i}".encode())) not in owned:
                 i += 1
@@ -247,7 +258,11 @@ class RedisEngineStore:
 
 
 def _connected_replicas(info: str) -> int:
+    """Replicas that can acknowledge now: `state=online` in INFO replication. One still loading
+    its first sync (a restarted old master rejoining) counts once it is, so WAIT does not block
+    on it for the whole timeout meanwhile."""
+    online = 0
     for line in info.splitlines():
-        if line.startswith("connected_slaves:"):
-            return int(line.split(":", 1)[1])
-    return 0
+        if line.startswith("slave") and ":" in line and "state=online" in line.split(":", 1)[1]:
+            online += 1
+    return online

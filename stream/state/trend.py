@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from stream.state.client import RedisClient
+from stream.state.client import RedisClient, atomic
 from stream.state.keys import Keys
 
 
@@ -71,10 +71,8 @@ def local_day(ms: int, zone: ZoneInfo) -> date:
 
 async def read_trend(redis: RedisClient, keys: Keys, sid: str) -> tuple[dict[str, int], int]:
     """Counters and size in one MULTI: the worker moves both in one script, so they agree."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.hgetall(keys.trend(sid))
-    pipe.scard(keys.members(sid))
-    raw, size = await pipe.execute()
+    raw, size = await atomic(redis, keys.members(sid), lambda pipe: (
+        pipe.hgetall(keys.trend(sid)), pipe.scard(keys.members(sid))))
     counters: dict[str, int] = {}
     for field, value in raw.items():
         name = field.decode() if isinstance(field, bytes) else str(field)

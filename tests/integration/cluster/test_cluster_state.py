@@ -1,0 +1,85 @@
+"""The state layer's cluster paths against the real cluster: routing, redirects, transactions, WAIT, SCAN.
+
+Fast checks of what the scenario and the failover drill rely on: replies in
+command order across the masters, a stale slot map fixed by MOVED, the slot
+map re-read while a window is still queued on a connection (it used to take
+that window's reply), transactions on the slot's master, WAIT on every
+master, a scan that sees every master's keys, and a run id per master.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.config import Settings
+from stream.state.bulk import read_users
+from stream.state.client import RedisClient, atomic, endpoint
+from stream.state.keys import Keys
+from stream.state.resp import RespRouter
+from stream.wiring import Core
+
+pytestmark = pytest.mark.integration
+
+
+async def test_router_replies_in_order_across_masters_and_follows_moved(settings: Settings,
+                                                                          redis: RedisClient) -> None:
+    keys = Keys(settings.key_prefix)
+    uids = [f"u{i}" for i in range(3000)]
+    for start in range(0, len(uids), 500):
+        pipe = redis.pipeline(transaction=False)
+        for uid in uids[start:start + 500]:
+            pipe.hset(keys.user(uid), "p", uid)
+        await pipe.execute()
+    router = RespRouter(endpoint(settings))
+    try:
+        masters = await router.masters()
+        assert len(masters) == 3
+        assert {await router.node_for(keys.user(u)) for u in uids} == set(masters), "users on every master"
+        assert await read_users(router, keys, uids, ["p"]) == [[u] for u in uids]
+        # A map that sends every slot to one master: the other masters' keys come back MOVED,
+        # the map is read again and those commands re-sent to their owners.
+        assert router._slots is not None
+        router._slots = [masters[0]] * len(router._slots)
+        assert await read_users(router, keys, uids, ["p"]) == [[u] for u in uids]
+        assert len(set(router._slots)) == 3
+    finally:
+        await router.close()
+
+
+async def test_slot_map_refresh_while_a_window_is_queued(settings: Settings, redis: RedisClient) -> None:
+    keys = Keys(settings.key_prefix)
+    uids = [f"q{i}" for i in range(600)]
+    pipe = redis.pipeline(transaction=False)
+    for uid in uids:
+        pipe.hset(keys.user(uid), "p", uid)
+    await pipe.execute()
+    router = RespRouter(endpoint(settings))
+    try:
+        encoded = [b"HMGET", b"", b"p"]
+        pending = await router.submit([(keys.user(u), [encoded[0], keys.user(u).encode(), encoded[2]])
+                                       for u in uids])
+        await router.refresh()  # CLUSTER SLOTS on connections that still owe the window's replies
+        assert await router.result(pending) == [[u] for u in uids]
+        assert await read_users(router, keys, uids[:5], ["p"]) == [[u] for u in uids[:5]], "still in step"
+    finally:
+        await router.close()
+
+
+async def test_transactions_waits_scans_and_run_ids(settings: Settings, redis: RedisClient) -> None:
+    core = Core.build(settings)
+    try:
+        keys = core.keys
+        version, values = await atomic(redis, keys.segments, lambda p: (
+            p.incr(keys.segments_version), p.hset(keys.segments, "s-1", "{}")))
+        assert (version, values) == (1, 1)
+        await core.store.wait_durable()  # a watermark and WAIT 1 on every master, each with a replica
+        assert len(core.store._replicas) == 3 and all(n >= 1 for n in core.store._replicas.values())
+        instance = await core.store.instance()
+        assert len(instance.split(",")) == 3 and all(len(part.split("=")[1]) == 40 for part in instance.split(","))
+        for p in range(12):
+            await redis.sadd(keys.known(p), f"u{p}")
+        found = {k async for k in redis.scan_iter(match=keys.known(0).replace("{p0}", "*"), count=100)}
+        assert len({await core.router.node_for(keys.known(p)) for p in range(12)}) > 1
+        assert found == {keys.known(p) for p in range(12)}, "a scan sees every master"
+    finally:
+        await core.close()
