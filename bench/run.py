@@ -25,7 +25,7 @@ SIZES = {
     "quick": {"users": 2000, "events": 20_000, "latency_s": 8, "estimate": 100_000, "recount": 50_000,
               "export": 50_000, "rebuild": 3000},
     "full": {"users": 50_000, "events": 500_000, "latency_s": 30, "estimate": 1_000_000, "recount": 1_000_000,
-             "export": 1_000_000, "rebuild": 1_000_000},
+             "export": 1_000_000, "rebuild": 200_000},
 }
 
 
