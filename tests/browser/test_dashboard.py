@@ -243,7 +243,7 @@ async def test_custom_list_upload_usage_and_download(stack: Stack, page: Page, p
 async def test_sign_in_with_a_key_shows_only_what_its_scopes_allow(stack: Stack, page: Page) -> None:
     """A read-only key sees segments and insights but no create, delete, export or sample users;
     a wrong key is refused at the sign-in form."""
-    sid = (await stack.create("Readers"))["id"]
+    sid = (await stack.create("Readers", rule={"reachable": "email"}))["id"]
     reader = await make_key(stack.settings, "reader", ["read"])
     await page.goto(f"{stack.base}/")
     await expect(page.locator("#sign-in")).to_be_visible()
