@@ -151,6 +151,16 @@ async def producer(services: tuple[str, str]) -> AsyncIterator[AIOKafkaProducer]
     await prod.stop()
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout`; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Proc:
     """A service subprocess with its log kept for the failure message."""
 
@@ -169,12 +179,7 @@ class Proc:
 
     def stop(self) -> None:
         if self.alive():
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+            stop_process(self.popen)
         self._fh.close()
 
     def tail(self, lines: int = 40) -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from stream.config import Settings
 from stream.kafkaio.topics import create_topics
-from tests.integration.conftest import ROOT, Proc, eventually, free_port
+from tests.integration.conftest import ROOT, Proc, eventually, free_port, stop_process
 from tests.integration.drills.conftest import RedisProc
 
 pytestmark = pytest.mark.integration
@@ -80,12 +80,7 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[Settings], Prometheus]]:
 
     yield start
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 async def test_alerts_follow_real_faults(settings_factory: Callable[..., Settings], redis_proc: RedisProc,

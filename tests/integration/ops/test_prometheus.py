@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import ROOT, eventually, free_port
+from tests.integration.conftest import ROOT, eventually, free_port, stop_process
 from tests.integration.ops.conftest import OpsStack, drive_traffic
 
 pytestmark = pytest.mark.integration
@@ -68,12 +68,7 @@ def prometheus_factory(tmp_path: Path) -> Iterator[Any]:
 
     yield start
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 async def test_prometheus_scrapes_rate_and_latency(ops_stack: OpsStack, prometheus_factory: Any) -> None:

@@ -23,7 +23,7 @@ import pytest
 import redis as redis_sync
 
 from stream.config import Settings
-from tests.integration.conftest import ROOT, free_port
+from tests.integration.conftest import ROOT, free_port, stop_process
 
 REDIS_USER = "stream-app"
 # Characters a URL must escape, so the rediss:// URL's user info is really decoded.
@@ -133,12 +133,7 @@ def secure_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRed
         client.close()
         yield SecureRedis(port, pki, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")

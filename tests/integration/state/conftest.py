@@ -19,6 +19,7 @@ from stream.config import Settings
 from stream.state.client import endpoint
 from stream.state.lua import LuaRunner
 from stream.state.resp import RespRouter
+from tests.integration.conftest import stop_process
 
 _STARTUP_DEADLINE_SECONDS = 10.0
 
@@ -69,12 +70,7 @@ def private_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
         log.close()
 
 
