@@ -95,6 +95,25 @@ class SampleStore:
         counts = [int(v) if v is not None else 0 for v in values[1:]]
         return theta, counts[0], tuple(counts[1:])
 
+    async def entries_below(self, sid: str, below: float = 1.0) -> tuple[float, dict[str, float]]:
+        """(t, entries user id -> u): exactly the segment's members with u < t, t = min(below, theta).
+
+        The segment's overlap with another is counted below the smaller of the
+        two thetas (``stream.overlap``); ``below`` lets the caller fetch only
+        the entries it will keep. Theta and entries are read in one MULTI
+        because a trim in between would lower theta and drop entries (and a
+        recount's rebuild raise it): the caller would then take the sample as
+        covering members it does not hold. Both keys are the segment's own
+        (one hash tag, one slot). A segment never seen reads as no entries.
+        """
+        if not 0.0 < below <= 1.0:
+            raise ValueError(f"below must be in (0, 1], got {below}")
+        z, _, s = self.keys(sid)
+        raw_theta, rows = await atomic(self._redis, s, lambda pipe: (
+            pipe.hget(s, "theta"), pipe.zrangebyscore(z, "-inf", f"({below!r}", withscores=True)))
+        covered = min(below, float(raw_theta) if raw_theta is not None else 1.0)
+        return covered, {str(uid): float(u) for uid, u in rows if float(u) < covered}
+
     async def reset(self, sid: str) -> None:
         """Empty the sample and put theta back to 1, so small segments are exact again."""
         z, m, s = self.keys(sid)
