@@ -97,6 +97,28 @@ class ExactInsights(BaseModel):
     users_scanned: int
 
 
+class OverlapEstimate(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    mode: Literal["estimate"]
+    segment_id: str
+    with_: str = Field(alias="with", description="the other segment's id")
+    both: EstimateOut = Field(description="members of both segments")
+    only_segment: EstimateOut = Field(description="members of `segment_id` who are not in `with`")
+    only_with: EstimateOut = Field(description="members of `with` who are not in `segment_id`")
+
+
+class OverlapExact(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    mode: Literal["exact"]
+    segment_id: str
+    with_: str = Field(alias="with", description="the other segment's id")
+    both: int
+    only_segment: int
+    only_with: int
+
+
 class JobAccepted(BaseModel):
     job_id: str
 
