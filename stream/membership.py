@@ -7,6 +7,7 @@ recount, the live path and the tests share one definition of membership.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from stream.rules import (
     channel_mask,
     event_matches,
     fold,
+    merge,
     new_aggregate,
     next_change_ms,
     prune,
@@ -95,11 +97,16 @@ def aggregates_for(user: UserState, seg: Segment) -> list[Aggregate]:
     aggs = user.aggs.get(seg.id)
     if aggs is None:
         raw = user.stored_aggs.get(seg.id)
-        aggs = aggregates_from_json(raw) if raw else [new_aggregate() for _ in seg.conditions]
-        if len(aggs) != len(seg.conditions):  # a stale shape can only come from a replaced rule
-            aggs = [new_aggregate() for _ in seg.conditions]
+        try:
+            aggs = aggregates_from_json(raw, seg.conditions) if raw else fresh_aggregates(seg)
+        except ValueError:  # a stale shape can only come from a replaced rule
+            aggs = fresh_aggregates(seg)
         user.aggs[seg.id] = aggs
     return aggs
+
+
+def fresh_aggregates(seg: Segment) -> list[Aggregate]:
+    return [new_aggregate(c) for c in seg.conditions]
 
 
 def apply_event(user: UserState, event: Event, index: SegmentIndex, appended_ms: int) -> set[str]:
@@ -116,7 +123,7 @@ def apply_event(user: UserState, event: Event, index: SegmentIndex, appended_ms:
             continue
         for cond, agg in zip(seg.conditions, aggregates_for(user, seg), strict=True):
             if event_matches(cond, event.name, event.props):
-                fold(cond, agg, event.ts_ms, event.props)
+                fold(cond, agg, event.ts_ms, event.props, event.name)
                 touched.add(sid)
     user.dirty_aggs |= touched
     return touched
@@ -142,26 +149,39 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
                mask_before: int | None = None) -> list[Transition]:
     """Re-decides membership for `sids` and queues the transitions in the outbox.
 
-    When reachability changed (`mask_before` differs), segments the user stays
-    in are told too, so their samples carry the new channel mask.
+    Segments are decided inner first (`in_segment` dependency order), and a
+    segment whose membership moved brings the segments that use it into the
+    same pass, so an outer segment follows its inner one in the same commit
+    whatever moved it (an event, time, a recount fix; uploads and forgets call
+    `cascade`). When reachability changed (`mask_before` differs), segments the
+    user stays in are told too, so their samples carry the new channel mask.
     """
     reach = reachability(user.profile, user.subscriptions)
     mask = channel_mask(reach)
     found: list[Transition] = []
-    for sid in sorted(sids):
+    used_by, rank = index.used_by, index.rank
+    queue = [(rank.get(sid, -1), sid) for sid in sids]
+    heapq.heapify(queue)
+    queued = set(sids)
+    while queue:
+        _, sid = heapq.heappop(queue)
         seg = index.segments.get(sid)
         if seg is None or seg.decide is None:
             continue
         aggs = aggregates_for(user, seg)
         for cond, agg in zip(seg.conditions, aggs, strict=True):  # strict: also checks the shape for decide
-            before = len(agg.entries)
+            before = (len(agg.entries), agg.count)
             prune(cond, agg, now_ms)
-            if len(agg.entries) != before:
+            if (len(agg.entries), agg.count) != before:
                 user.dirty_aggs.add(sid)
-        member = seg.decide(user.profile, reach, aggs, now_ms)
+        member = seg.decide(user.profile, reach, aggs, now_ms, user.members)
         if member != (sid in user.members):
             found.append(Transition(sid, ENTER if member else EXIT, now_ms, mask))
             (user.members.add if member else user.members.discard)(sid)
+            for outer in used_by.get(sid, ()):
+                if outer not in queued:
+                    queued.add(outer)
+                    heapq.heappush(queue, (rank.get(outer, -1), outer))
     if mask_before is not None and mask_before != mask:
         changed = {t.segment_id for t in found}
         found.extend(Transition(sid, MASK, now_ms, mask) for sid in sorted(user.members - changed))
@@ -169,6 +189,15 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
         user.outbox.extend(found)
         user.dirty_members = True
     return found
+
+
+def cascade(user: UserState, index: SegmentIndex, changed: set[str] | frozenset[str], now_ms: int) -> list[Transition]:
+    """After memberships of `changed` moved outside `reevaluate` (a list upload): the segments
+    that use them are decided again, in dependency order."""
+    outer: set[str] = set()
+    for sid in changed:
+        outer |= index.used_by.get(sid, frozenset())
+    return reevaluate(user, index, outer, now_ms) if outer else []
 
 
 def forget_segments(user: UserState, live: AbstractSet[str]) -> None:
@@ -192,11 +221,8 @@ def merge_backfill(user: UserState, seg: Segment, extra: list[Aggregate]) -> boo
     if seg.id in user.backfilled:
         return False
     aggs = aggregates_for(user, seg)
-    for agg, more in zip(aggs, extra, strict=True):
-        agg.count += more.count
-        agg.total += more.total
-        if more.entries:
-            agg.entries = sorted(agg.entries + more.entries)
+    for cond, agg, more in zip(seg.conditions, aggs, extra, strict=True):
+        merge(cond, agg, more)
     user.backfilled.add(seg.id)
     user.dirty_aggs.add(seg.id)
     user.dirty_backfills.add(seg.id)

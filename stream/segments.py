@@ -13,7 +13,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.rules import Compiled, EventCond, Node, compile_rule, event_conditions, parse_rule, rule_to_json
+from stream.rules import (
+    Compiled,
+    EventCond,
+    Node,
+    Stateful,
+    compile_rule,
+    dependency_order,
+    parse_rule,
+    referenced_segments,
+    rule_to_json,
+    stateful_conditions,
+)
 
 LIVE, PAST_BEHAVIOR, CUSTOM_LIST = "live", "past_behavior", "custom_list"
 
@@ -32,14 +43,14 @@ class Segment:
     created_at_ms: int
     handover_ms: int
     hidden: bool = False
-    conditions: tuple[EventCond, ...] = field(default=(), compare=False)
-    # Only windowed conditions move membership with time; others never need a timer.
+    conditions: tuple[Stateful, ...] = field(default=(), compare=False)
+    # Only conditions with `within` or `before` move membership with time; others never need a timer.
     windowed: bool = field(init=False, compare=False, repr=False)
     # The rule compiled once (None for a custom list): what the hot path evaluates.
     decide: Compiled | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "windowed", any(c.within_days is not None for c in self.conditions))
+        object.__setattr__(self, "windowed", any(c.bounds.moving for c in self.conditions))
         object.__setattr__(self, "decide", compile_rule(self.rule) if self.rule is not None else None)
 
     @property
@@ -83,13 +94,8 @@ def make_segment(
         created_at_ms=created_at_ms,
         handover_ms=created_at_ms + HANDOVER_GRACE_MS if handover_ms is None else handover_ms,
         hidden=hidden,
-        conditions=event_conditions(rule) if rule is not None else (),
+        conditions=stateful_conditions(rule) if rule is not None else (),
     )
-
-
-def referenced_segments(rule: Node | None) -> set[str]:
-    """Segments a rule's `in_segment` conditions name (none until rules v2 lands them)."""
-    return set()
 
 
 def segment_from_json(raw: str | bytes) -> Segment:
@@ -118,25 +124,53 @@ class SegmentIndex:
     ruled: frozenset[str]
     version: int = 0
     forgotten: Mapping[str, int] = field(default_factory=dict)
+    # in_segment: who uses whom, and the order that decides inner segments before outer ones.
+    uses: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    used_by: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    rank: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, segments: Iterable[Segment], version: int = 0,
               forgotten: Mapping[str, int] | None = None) -> SegmentIndex:
         by_id = {s.id: s for s in segments}
         by_event: dict[str, set[str]] = {}
+        uses: dict[str, frozenset[str]] = {}
+        used_by: dict[str, set[str]] = {}
         for seg in by_id.values():
-            for cond in seg.conditions:
-                by_event.setdefault(cond.name, set()).add(seg.id)
+            for name in event_names(seg.conditions):
+                by_event.setdefault(name, set()).add(seg.id)
+            uses[seg.id] = frozenset(referenced_segments(seg.rule))
+            for inner in uses[seg.id]:
+                used_by.setdefault(inner, set()).add(seg.id)
         return cls(
             segments=by_id,
             by_event={name: frozenset(ids) for name, ids in by_event.items()},
             ruled=frozenset(s.id for s in by_id.values() if s.rule is not None),
             version=version,
             forgotten=dict(forgotten or {}),
+            uses=uses,
+            used_by={sid: frozenset(outer) for sid, outer in used_by.items()},
+            rank=dependency_order(uses),
         )
 
     def for_event(self, name: str) -> frozenset[str]:
         return self.by_event.get(name, frozenset())
+
+    def in_order(self, sids: Iterable[str]) -> list[str]:
+        """Inner segments before the segments that use them."""
+        rank = self.rank
+        return sorted(sids, key=lambda sid: (rank.get(sid, -1), sid))
+
+
+def event_names(conditions: Iterable[Stateful]) -> set[str]:
+    """The event names that can change these conditions: a sequence's every step."""
+    names: set[str] = set()
+    for cond in conditions:
+        if isinstance(cond, EventCond):
+            names.add(cond.name)
+        else:
+            names.update(step.name for step in cond.steps)
+    return names
 
 
 EMPTY_INDEX = SegmentIndex.build([])

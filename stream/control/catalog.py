@@ -23,8 +23,8 @@ from typing import Any
 
 from stream.control.log import ControlLog
 from stream.control.records import ControlKind
-from stream.rules import SegmentSpec
-from stream.segments import CUSTOM_LIST, Segment, make_segment, referenced_segments
+from stream.rules import SegmentSpec, referenced_segments
+from stream.segments import CUSTOM_LIST, Segment, make_segment
 from stream.state.campaigns import CampaignStore, Usage, UserKind
 from stream.state.client import RedisClient
 from stream.state.keys import Keys

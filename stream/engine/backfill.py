@@ -36,7 +36,7 @@ class History:
 
     def for_user(self, uid: str, seg: Segment) -> list[Aggregate]:
         found = self.aggs.get(uid, {}).get(seg.id)
-        return found if found is not None else [new_aggregate() for _ in seg.conditions]
+        return found if found is not None else [new_aggregate(c) for c in seg.conditions]
 
 
 def scan_start_ms(targets: Sequence[Segment], max_future_ms: int) -> int | None:
@@ -73,7 +73,7 @@ async def fold_partition(log: LogSource, topic: str, partition: int, targets: Se
                 if not matching:
                     continue
                 aggs = history.aggs.setdefault(ev.user_id, {}).setdefault(
-                    seg.id, [new_aggregate() for _ in seg.conditions])
+                    seg.id, [new_aggregate(c) for c in seg.conditions])
                 for i in matching:
-                    fold(seg.conditions[i], aggs[i], ev.ts_ms, ev.props)
+                    fold(seg.conditions[i], aggs[i], ev.ts_ms, ev.props, ev.name)
     return history

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 from stream.engine.commit import Committer
-from stream.membership import ENTER, Transition, UserState
+from stream.membership import ENTER, Transition, UserState, cascade
 from stream.segments import SegmentIndex
 from stream.state.client import RedisClient
 from stream.state.keys import Keys
@@ -65,6 +65,7 @@ async def add_members(committer: Committer, index: SegmentIndex, sid: str, user_
             user.members.add(sid)
             user.outbox.append(Transition(sid, ENTER, now_ms, user.mask))
             user.dirty_members = True
+            cascade(user, idx, {sid}, now_ms)  # segments with `in_segment` of this list follow
         return []
 
     for start in range(0, len(unique), CHUNK):

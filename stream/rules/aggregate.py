@@ -1,112 +1,367 @@
-"""Per-user, per-condition running aggregates, so an event costs O(log n), not a history replay.
+"""Per-user, per-condition running state, so an event costs O(log n), not a history replay.
 
-A condition without a window only ever grows, so a count and a total are
-enough. A windowed one must know *when* each counted event leaves, so it
-keeps (ts, value) pairs sorted by time; that also lets timers find the next
-instant membership can change without any new event.
+A condition's counted events are split in two parts:
+
+- *settled*: events that count now and forever (no `within`: an unbounded
+  condition, or a `before`-only one whose entries have aged into range) are
+  folded into running figures (`count`, `total`, `extra`), O(1) each;
+- *pending*: with `within` or `before`, events that will enter or leave the
+  range as time passes are kept as sorted `entries` (ts, column...), which
+  also tells the timers the next instant membership can change.
+
+Columns hold one value per aggregate test, read once at fold time: a sum's
+amount (0 when not a finite number), a min/max/avg's number (None when not
+one), a distinct's family-tagged key. A sequence's entry holds the bitmask of
+the steps its event matches.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_right, insort
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from stream.rules.model import EventCond, Scalar, window_ms
+from stream.rules.model import AggTest, EventCond, PropFilter, Scalar, SequenceCond, Stateful
 from stream.rules.ops import compare, is_number
+
+Column = float | str | None
+Entry = tuple[Any, ...]
+"""(ts, columns...): ts an int, then floats, None or distinct keys (str), or a sequence's step mask."""
 
 
 @dataclass(slots=True)
 class Aggregate:
     count: int = 0
-    total: float = 0.0
-    entries: list[tuple[int, float]] = field(default_factory=list)
+    total: float = 0.0  # the settled sum (of the `sum` test, if any)
+    entries: list[Entry] = field(default_factory=list)  # pending (ts, columns...), sorted
+    extra: list[Any] = field(default_factory=list)  # settled min/max/avg/distinct figures, in test order
 
 
-def new_aggregate() -> Aggregate:
-    return Aggregate()
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """What a condition sees at an instant: its count and each test's value (None: missing)."""
+
+    count: int
+    values: tuple[float | int | None, ...] = ()
+    found: tuple[int, ...] | None = None  # a sequence's matched timestamps
 
 
-def event_matches(cond: EventCond, name: str, props: Mapping[str, Scalar]) -> bool:
-    """Names match exactly (case included): SDKs send fixed event names, and guessing would merge events."""
-    return name == cond.name and all(compare(f.op, props.get(f.prop), f.value) for f in cond.where)
+def legacy_shape(cond: Stateful) -> bool:
+    """v1 conditions (count, an optional sum): stored as [count, total, ts, v, dt, v, ...]."""
+    return isinstance(cond, EventCond) and all(t.kind == "sum" for t in cond.tests) and len(cond.tests) <= 1
 
 
-def sum_value(cond: EventCond, props: Mapping[str, Scalar]) -> float:
-    """A missing, non-numeric or non-finite amount adds nothing rather than poisoning the total."""
-    if cond.sum is None:
-        return 0.0
-    value = props.get(cond.sum.prop)
+def new_aggregate(cond: Stateful | None = None) -> Aggregate:
+    agg = Aggregate()
+    if isinstance(cond, EventCond) and not legacy_shape(cond):
+        agg.extra = [_empty(t) for t in cond.tests if t.kind != "sum"]
+    return agg
+
+
+def _empty(test: AggTest) -> object:
+    if test.kind == "avg":
+        return [0.0, 0]
+    if test.kind == "distinct":
+        return []
+    return None
+
+
+def _filters(where: Sequence[PropFilter], props: Mapping[str, Scalar]) -> bool:
+    return all(compare(f.op, props.get(f.prop), f.value) for f in where)
+
+
+def event_matches(cond: Stateful, name: str, props: Mapping[str, Scalar]) -> bool:
+    """Names match exactly (case included): SDKs send fixed event names, and guessing would merge events.
+    A sequence matches an event that fits any of its steps."""
+    if isinstance(cond, SequenceCond):
+        return _step_mask(cond, name, props) != 0
+    return name == cond.name and _filters(cond.where, props)
+
+
+cond_matches = event_matches
+
+
+def _step_mask(cond: SequenceCond, name: str, props: Mapping[str, Scalar]) -> int:
+    mask = 0
+    for i, step in enumerate(cond.steps):
+        if step.name == name and _filters(step.where, props):
+            mask |= 1 << i
+    return mask
+
+
+def number(value: object) -> float | None:
+    """A finite number as a float; a bool, a string, a huge or non-finite value is not one."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else 0.0
+        return value if math.isfinite(value) else None
     if is_number(value):
         try:
             return float(value)
         except OverflowError:
-            return 0.0
-    return 0.0
+            return None
+    return None
 
 
-def fold(cond: EventCond, agg: Aggregate, ts_ms: int, props: Mapping[str, Scalar]) -> None:
-    """The caller owns dedupe and the kind's lower bound; folding twice counts twice."""
-    value = sum_value(cond, props)
-    if cond.within_days is None:
-        agg.count += 1
-        agg.total += value
+def distinct_key(value: object) -> str | None:
+    """Values compare by family: 1 and 1.0 are one value; "1", 1 and true are three."""
+    if isinstance(value, bool):
+        return "b:" + ("true" if value else "false")
+    if isinstance(value, str):
+        return "s:" + value
+    as_number = number(value)
+    return None if as_number is None else "n:" + repr(as_number)
+
+
+def sum_value(cond: EventCond, props: Mapping[str, Scalar]) -> float:
+    """A missing, non-numeric or non-finite amount adds nothing rather than poisoning the total."""
+    test = cond.sum
+    return 0.0 if test is None else (number(props.get(test.prop)) or 0.0)
+
+
+def _columns(cond: EventCond, props: Mapping[str, Scalar]) -> tuple[Column, ...]:
+    if legacy_shape(cond):
+        return (sum_value(cond, props),)
+    out: list[Column] = []
+    for test in cond.tests:
+        value = props.get(test.prop)
+        if test.kind == "sum":
+            out.append(number(value) or 0.0)
+        elif test.kind == "distinct":
+            out.append(distinct_key(value))
+        else:
+            out.append(number(value))
+    return tuple(out)
+
+
+def fold(cond: Stateful, agg: Aggregate, ts_ms: int, props: Mapping[str, Scalar], name: str | None = None) -> None:
+    """The caller owns dedupe, the kind's lower bound and `event_matches`; folding twice counts twice.
+
+    A sequence records which of its steps the event fits, so it needs the event's name."""
+    bounds = cond.bounds
+    if not bounds.fixed(ts_ms):
+        return
+    if isinstance(cond, SequenceCond):
+        if name is None:
+            raise ValueError("folding into a sequence needs the event's name")
+        mask = _step_mask(cond, name, props)
+        if agg.count or not mask:  # already found: with fixed bounds it stays found
+            return
+        insort(agg.entries, (ts_ms, mask), key=_ts)
+        if not bounds.moving and _chain(cond, agg.entries) is not None:
+            agg.count, agg.entries = 1, []
+        return
+    columns = _columns(cond, props)
+    if bounds.moving:
+        insort(agg.entries, (ts_ms, *columns), key=_ts)
     else:
-        insort(agg.entries, (ts_ms, value))
+        _settle(cond, agg, columns)
 
 
-def prune(cond: EventCond, agg: Aggregate, now_ms: int) -> None:
-    """Safe only because time moves forward: an entry older than the window never counts again.
+def _settle(cond: EventCond, agg: Aggregate, columns: Sequence[Any]) -> None:
+    agg.count += 1
+    if legacy_shape(cond):
+        agg.total += float(columns[0])
+        return
+    slot = 0
+    for test, value in zip(cond.tests, columns, strict=True):
+        if test.kind == "sum":
+            agg.total += float(value)
+            continue
+        agg.extra[slot] = _merge(test, agg.extra[slot], value)
+        slot += 1
 
-    Without a sum, only the count is compared with an integer v, and whether
+
+def _merge(test: AggTest, figure: Any, value: Any) -> Any:
+    if value is None:
+        return figure
+    if test.kind == "min":
+        return value if figure is None or value < figure else figure
+    if test.kind == "max":
+        return value if figure is None or value > figure else figure
+    if test.kind == "avg":
+        total, n = figure
+        return [total + value, n + 1]
+    keys: list[str] = figure
+    if value in keys or len(keys) > test.value:  # more than `value` distinct decides every comparison
+        return keys
+    return sorted([*keys, value])
+
+
+def merge(cond: Stateful, agg: Aggregate, other: Aggregate) -> None:
+    """Adds `other`'s events (a creation backfill's, disjoint from the live ones) into `agg`."""
+    if isinstance(cond, SequenceCond):
+        agg.count = max(agg.count, other.count)
+        agg.entries = [] if agg.count else sorted(agg.entries + other.entries, key=_ts)
+        if not cond.bounds.moving and agg.entries and _chain(cond, agg.entries) is not None:
+            agg.count, agg.entries = 1, []
+        return
+    agg.count += other.count
+    agg.total += other.total
+    if other.entries:
+        agg.entries = sorted(agg.entries + other.entries, key=_ts)
+    tests = [t for t in cond.tests if t.kind != "sum"] if not legacy_shape(cond) else []
+    for slot, test in enumerate(tests):
+        agg.extra[slot] = _combine(test, agg.extra[slot], other.extra[slot])
+
+
+def _combine(test: AggTest, a: Any, b: Any) -> Any:
+    if test.kind == "avg":
+        return [a[0] + b[0], a[1] + b[1]]
+    if test.kind == "distinct":
+        for key in b:
+            a = _merge(test, a, key)
+        return a
+    return _merge(test, a, b)
+
+
+def prune(cond: Stateful, agg: Aggregate, now_ms: int) -> None:
+    """Safe only because time moves forward: what left the range never counts again, and what
+    entered a range with no lower bound counts forever (so it is settled).
+
+    Without tests, a `within`-only count compares with an integer v, and whether
     the v+1 most recent events up to now are inside the window decides that
     comparison for every operator; older entries can never matter again (a
     late event older than them would not be among the v+1 most recent either).
-    So a heavy user's windowed condition holds v+1 entries, not its history.
+    So a heavy user's windowed count holds v+1 entries, not its history.
     """
-    if cond.within_days is None or not agg.entries:
+    bounds = cond.bounds
+    if not bounds.moving or not agg.entries:
         return
-    cut = bisect_right(agg.entries, now_ms - window_ms(cond.within_days), key=_ts)
-    if cond.sum is None:
-        keep = int(cond.count.value) + 1
-        cut = max(cut, bisect_right(agg.entries, now_ms, key=_ts) - keep)
-    if cut:
-        del agg.entries[:cut]
+    within, shift = bounds.within_ms, bounds.before_ms
+    entries = agg.entries
+    if within is not None:
+        cut = bisect_right(entries, now_ms - within, key=_ts)
+        if isinstance(cond, EventCond) and not cond.tests and shift == 0:
+            keep = int(cond.count.value) + 1
+            cut = max(cut, bisect_right(entries, now_ms, key=_ts) - keep)
+        if cut:
+            del entries[:cut]
+        return
+    # `before` alone: entries at or before now - B are in range for good.
+    ready = bisect_right(entries, now_ms - shift, key=_ts)
+    if not ready:
+        return
+    if isinstance(cond, SequenceCond):
+        if _chain(cond, entries[:ready]) is not None:
+            agg.count, agg.entries = 1, []
+        return
+    for entry in entries[:ready]:
+        _settle(cond, agg, entry[1:])
+    del entries[:ready]
 
 
-def window_stats(cond: EventCond, agg: Aggregate, now_ms: int) -> tuple[int, float]:
-    """Future-dated entries (ts > now) wait outside the window until their time comes."""
-    if cond.within_days is None:
-        return agg.count, agg.total
-    lo = bisect_right(agg.entries, now_ms - window_ms(cond.within_days), key=_ts)
-    hi = bisect_right(agg.entries, now_ms, key=_ts)
-    if hi <= lo:
-        return 0, 0.0
-    if cond.sum is None:
-        return hi - lo, 0.0
-    # fsum: the answer must not depend on the order events arrived in.
-    return hi - lo, math.fsum(v for _, v in agg.entries[lo:hi])
+def _ts(entry: Entry) -> int:
+    ts: int = entry[0]
+    return ts
 
 
-def next_window_change(cond: EventCond, agg: Aggregate, now_ms: int) -> int | None:
-    """An entry is counted on [ts, ts + W): it enters at ts and leaves at ts + W."""
-    if cond.within_days is None:
+def _in_range(cond: Stateful, agg: Aggregate, now_ms: int) -> list[Entry]:
+    bounds = cond.bounds
+    entries = agg.entries
+    if not bounds.moving:
+        return entries  # a sequence's events while no chain is found yet (an event's are settled)
+    within, shift = bounds.within_ms, bounds.before_ms
+    lo = 0 if within is None else bisect_right(entries, now_ms - within, key=_ts)
+    hi = bisect_right(entries, now_ms - shift, key=_ts)
+    return entries[lo:hi] if lo < hi else []
+
+
+def measure(cond: Stateful, agg: Aggregate, now_ms: int) -> Measure:
+    """Future-dated or not-yet-old-enough entries wait outside the range until their time comes."""
+    live = _in_range(cond, agg, now_ms)
+    if isinstance(cond, SequenceCond):
+        if agg.count:
+            return Measure(1, found=())
+        chain = _chain(cond, live)
+        return Measure(0 if chain is None else 1, found=chain)
+    count = agg.count + len(live)
+    if legacy_shape(cond):
+        if cond.sum is None:
+            return Measure(count)
+        # fsum: the answer must not depend on the order events arrived in.
+        return Measure(count, (math.fsum([agg.total, *(float(e[1]) for e in live)]),))
+    values: list[float | int | None] = []
+    slot = 0
+    for col, test in enumerate(cond.tests, start=1):
+        column = [e[col] for e in live]
+        if test.kind == "sum":
+            values.append(math.fsum([agg.total, *column]))
+            continue
+        figure = agg.extra[slot]
+        slot += 1
+        values.append(_value(test, figure, column))
+    return Measure(count, tuple(values))
+
+
+def _value(test: AggTest, figure: Any, column: Sequence[Any]) -> float | int | None:
+    present = [v for v in column if v is not None]
+    if test.kind == "distinct":
+        return len(set(figure) | set(present))
+    if test.kind == "avg":
+        total, n = figure
+        n += len(present)
+        return math.fsum([total, *present]) / n if n else None
+    pool = present if figure is None else [figure, *present]
+    if not pool:
         return None
-    width = window_ms(cond.within_days)
-    if width <= 0:
+    best: float = min(pool) if test.kind == "min" else max(pool)
+    return best
+
+
+def holds(cond: Stateful, agg: Aggregate, now_ms: int) -> bool:
+    m = measure(cond, agg, now_ms)
+    if isinstance(cond, SequenceCond):
+        return m.count > 0
+    if not compare(cond.count.op, m.count, cond.count.value):
+        return False
+    return all(v is not None and compare(t.op, v, t.value) for t, v in zip(cond.tests, m.values, strict=True))
+
+
+def _chain(cond: SequenceCond, entries: Sequence[Entry]) -> tuple[int, ...] | None:
+    """The earliest-starting e1 < e2 < ... < ek within max_span, or None.
+
+    For a fixed e1, taking each next step's earliest event after the previous
+    one minimises ek, so if that chain is too long no chain from e1 fits; and a
+    later e1 can only push every later step later, so the first start with no
+    chain at all ends the search. O(n·k·log n).
+    """
+    k = len(cond.steps)
+    by_step: list[list[int]] = [[] for _ in range(k)]
+    for entry in entries:
+        ts, mask = int(entry[0]), int(entry[1])
+        for i in range(k):
+            if mask >> i & 1:
+                by_step[i].append(ts)
+    span = None if cond.max_span is None else cond.max_span.ms
+    for start in by_step[0]:
+        found = [start]
+        at = start
+        for times in by_step[1:]:
+            i = bisect_right(times, at)
+            if i == len(times):
+                return None
+            at = times[i]
+            found.append(at)
+        if span is None or at - start <= span:
+            return tuple(found)
+    return None
+
+
+def next_window_change(cond: Stateful, agg: Aggregate, now_ms: int) -> int | None:
+    """An entry is in range on [ts + B, ts + W): it enters at ts + B (B = 0 without `before`)
+    and leaves at ts + W; the earliest such instant after now."""
+    bounds = cond.bounds
+    if not bounds.moving or not agg.entries:
         return None
-    lo = bisect_right(agg.entries, now_ms - width, key=_ts)
-    hi = bisect_right(agg.entries, now_ms, key=_ts)
+    within, shift = bounds.within_ms, bounds.before_ms
+    entries = agg.entries
     candidates = []
-    if lo < hi:
-        candidates.append(agg.entries[lo][0] + width)
-    if hi < len(agg.entries):
-        candidates.append(agg.entries[hi][0])
+    hi = bisect_right(entries, now_ms - shift, key=_ts)
+    if hi < len(entries):
+        candidates.append(int(entries[hi][0]) + shift)
+    if within is not None:
+        lo = bisect_right(entries, now_ms - within, key=_ts)
+        if lo < len(entries):
+            candidates.append(int(entries[lo][0]) + within)
     return min(candidates, default=None)
-
-
-def _ts(entry: tuple[int, float]) -> int:
-    return entry[0]

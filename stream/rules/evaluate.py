@@ -1,42 +1,52 @@
-"""Membership from a user's profile, reachability and aggregates at a given instant.
+"""Membership from a user's profile, reachability, aggregates and memberships at an instant.
 
-Event conditions are identified by their position in a pre-order walk, not
-by value: two equal conditions in one rule get two aggregates, and the
-numbering depends only on the rule's shape, so it is stable across workers
-and restarts as long as the stored rule is unchanged.
+Stateful conditions (`event`, `sequence`) are identified by their position in
+a pre-order walk, not by value: two equal conditions in one rule get two
+aggregates, and the numbering depends only on the rule's shape, so it is
+stable across workers and restarts as long as the stored rule is unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
-from stream.rules.aggregate import Aggregate, next_window_change, window_stats
-from stream.rules.model import All, AnyOf, EventCond, Node, Not, ProfileCond, Scalar
+from stream.rules.aggregate import Aggregate, holds, next_window_change
+from stream.rules.model import All, AnyOf, EventCond, InSegment, Node, Not, ProfileCond, Scalar, SequenceCond, Stateful
 from stream.rules.ops import compare
 
+NO_MEMBERS: frozenset[str] = frozenset()
 
-def _walk(node: Node) -> Iterator[EventCond]:
-    if isinstance(node, EventCond):
-        yield node
-    elif isinstance(node, All | AnyOf):
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node, pre-order."""
+    yield node
+    if isinstance(node, All | AnyOf):
         for child in node.children:
-            yield from _walk(child)
+            yield from walk(child)
     elif isinstance(node, Not):
-        yield from _walk(node.child)
+        yield from walk(node.child)
 
 
-def event_conditions(node: Node) -> tuple[EventCond, ...]:
-    return tuple(_walk(node))
+def stateful_conditions(node: Node) -> tuple[Stateful, ...]:
+    return tuple(n for n in walk(node) if isinstance(n, EventCond | SequenceCond))
 
 
-def event_holds(cond: EventCond, agg: Aggregate, now_ms: int) -> bool:
-    count, total = window_stats(cond, agg, now_ms)
-    if not compare(cond.count.op, count, cond.count.value):
-        return False
-    return cond.sum is None or compare(cond.sum.op, total, cond.sum.value)
+event_conditions = stateful_conditions
 
 
-def _check(conds: Sequence[EventCond], aggs: Sequence[Aggregate]) -> None:
+def referenced_segments(node: Node | None) -> frozenset[str]:
+    """The segments a rule's `in_segment` conditions name."""
+    if node is None:
+        return frozenset()
+    return frozenset(n.segment_id for n in walk(node) if isinstance(n, InSegment))
+
+
+def event_holds(cond: Stateful, agg: Aggregate, now_ms: int) -> bool:
+    return holds(cond, agg, now_ms)
+
+
+def _check(conds: Sequence[Stateful], aggs: Sequence[Aggregate]) -> None:
     """A length mismatch means state written for another version of the rule; failing beats misreading it."""
     if len(aggs) != len(conds):
         raise ValueError(f"rule has {len(conds)} event conditions but {len(aggs)} aggregates were given")
@@ -48,20 +58,20 @@ def evaluate(
     reach: Mapping[str, bool],
     aggs: Sequence[Aggregate],
     now_ms: int,
+    members: AbstractSet[str] = NO_MEMBERS,
 ) -> bool:
-    _check(event_conditions(node), aggs)
-    return _Evaluator(profile, reach, aggs, now_ms).run(node)
+    _check(stateful_conditions(node), aggs)
+    return _Evaluator(profile, reach, aggs, now_ms, members).run(node)
 
 
 class _Evaluator:
     """Walks every child, never short-circuiting, so the pre-order counter always lines up with aggs."""
 
-    __slots__ = ("aggs", "next_index", "now_ms", "profile", "reach")
+    __slots__ = ("aggs", "members", "next_index", "now_ms", "profile", "reach")
 
-    def __init__(
-        self, profile: Mapping[str, Scalar], reach: Mapping[str, bool], aggs: Sequence[Aggregate], now_ms: int
-    ) -> None:
-        self.profile, self.reach, self.aggs, self.now_ms = profile, reach, aggs, now_ms
+    def __init__(self, profile: Mapping[str, Scalar], reach: Mapping[str, bool], aggs: Sequence[Aggregate],
+                 now_ms: int, members: AbstractSet[str]) -> None:
+        self.profile, self.reach, self.aggs, self.now_ms, self.members = profile, reach, aggs, now_ms, members
         self.next_index = 0
 
     def run(self, node: Node) -> bool:
@@ -73,20 +83,23 @@ class _Evaluator:
             return not self.run(node.child)
         if isinstance(node, ProfileCond):
             return compare(node.op, self.profile.get(node.prop), node.value)
-        if isinstance(node, EventCond):
+        if isinstance(node, EventCond | SequenceCond):
             agg = self.aggs[self.next_index]
             self.next_index += 1
-            return event_holds(node, agg, self.now_ms)
+            return holds(node, agg, self.now_ms)
+        if isinstance(node, InSegment):
+            return node.segment_id in self.members
         return bool(self.reach.get(node.channel, False))
 
 
-Compiled = Callable[[Mapping[str, Scalar], Mapping[str, bool], Sequence[Aggregate], int], bool]
+Compiled = Callable[
+    [Mapping[str, Scalar], Mapping[str, bool], Sequence[Aggregate], int, AbstractSet[str]], bool]
 
 
 def compile_rule(node: Node) -> Compiled:
     """The rule as nested closures deciding exactly what `evaluate` decides.
 
-    Each event condition is bound to its aggregate's pre-order index when
+    Each stateful condition is bound to its aggregate's pre-order index when
     compiled, so there is no per-node type dispatch at run time and `all`/`any`
     may stop early (the walking evaluator may not: its counter must see every
     node). Segments compile their rule once; `evaluate` stays the reference.
@@ -96,35 +109,39 @@ def compile_rule(node: Node) -> Compiled:
     def build(n: Node) -> Compiled:
         if isinstance(n, All):
             parts = [build(c) for c in n.children]
-            return lambda p, r, a, t: all(f(p, r, a, t) for f in parts)
+            return lambda p, r, a, t, m: all(f(p, r, a, t, m) for f in parts)
         if isinstance(n, AnyOf):
             parts = [build(c) for c in n.children]
-            return lambda p, r, a, t: any(f(p, r, a, t) for f in parts)
+            return lambda p, r, a, t, m: any(f(p, r, a, t, m) for f in parts)
         if isinstance(n, Not):
             inner = build(n.child)
-            return lambda p, r, a, t: not inner(p, r, a, t)
+            return lambda p, r, a, t, m: not inner(p, r, a, t, m)
         if isinstance(n, ProfileCond):
             op, prop, value = n.op, n.prop, n.value
-            return lambda p, r, a, t: compare(op, p.get(prop), value)
-        if isinstance(n, EventCond):
+            return lambda p, r, a, t, m: compare(op, p.get(prop), value)
+        if isinstance(n, EventCond | SequenceCond):
             at, cond = next(index), n
-            return lambda p, r, a, t: event_holds(cond, a[at], t)
+            return lambda p, r, a, t, m: holds(cond, a[at], t)
+        if isinstance(n, InSegment):
+            sid = n.segment_id
+            return lambda p, r, a, t, m: sid in m
         channel = n.channel
-        return lambda p, r, a, t: bool(r.get(channel, False))
+        return lambda p, r, a, t, m: bool(r.get(channel, False))
 
     return build(node)
 
 
 def next_change_ms(node: Node, aggs: Sequence[Aggregate], now_ms: int,
-                   conds: Sequence[EventCond] | None = None) -> int | None:
+                   conds: Sequence[Stateful] | None = None) -> int | None:
     """When a timer must look at this user again even if no event arrives.
 
-    Reports window-content changes, not verdict changes: a change that does
+    Reports range-content changes, not verdict changes: a change that does
     not flip membership costs one needless re-evaluation, while predicting
-    flips would duplicate the evaluator for little gain.
+    flips would duplicate the evaluator for little gain. (`stream.explain`
+    does predict the flip, for one user on request.)
     """
     if conds is None:
-        conds = event_conditions(node)
+        conds = stateful_conditions(node)
     _check(conds, aggs)
     times = [t for c, a in zip(conds, aggs, strict=True) if (t := next_window_change(c, a, now_ms)) is not None]
     return min(times, default=None)

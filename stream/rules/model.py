@@ -6,6 +6,7 @@ between agents, cached and compared without anyone mutating it underneath.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -69,11 +70,75 @@ class Comparison:
     value: float
 
 
+AGG_KINDS: tuple[str, ...] = ("sum", "min", "max", "avg", "distinct")
+"""Aggregate tests an `event` takes besides `count`, in the order they are stored and shown."""
+
+UNITS: Mapping[str, int] = {"minutes": 60_000, "hours": 3_600_000, "days": MS_PER_DAY}
+
+
 @dataclass(frozen=True, slots=True)
-class SumCond:
+class AggTest:
+    """`sum`/`min`/`max`/`avg` over a numeric prop of the counted events, or `distinct` values of it."""
+
+    kind: str
     prop: str
     op: str
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """One unit and its amount, kept as written so the canonical rule echoes it back.
+
+    Amounts are positive integers, except the legacy `within_days` shorthand,
+    which has always accepted fractions of a day (0.5).
+    """
+
+    unit: str
+    amount: float
+
+    @property
+    def ms(self) -> int:
+        return round(self.amount * UNITS[self.unit])
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Time bounds, ANDed: `now - within < ts`, `ts <= now - before` (or `ts <= now` with
+    `within` alone), `from <= ts < to`. Only `within` and `before` move with time."""
+
+    within: Duration | None = None
+    before: Duration | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+    @property
+    def moving(self) -> bool:
+        return self.within is not None or self.before is not None
+
+    @property
+    def within_ms(self) -> int | None:
+        return None if self.within is None else self.within.ms
+
+    @property
+    def before_ms(self) -> int:
+        """The shift of the upper bound behind now: 0 without `before`."""
+        return 0 if self.before is None else self.before.ms
+
+    def fixed(self, ts_ms: int) -> bool:
+        """The `from`/`to` part, decided once when the event is folded."""
+        return (self.from_ms is None or ts_ms >= self.from_ms) and (self.to_ms is None or ts_ms < self.to_ms)
+
+    def contains(self, ts_ms: int, now_ms: int) -> bool:
+        if not self.fixed(ts_ms):
+            return False
+        if not self.moving:
+            return True
+        within = self.within_ms
+        return (within is None or now_ms - within < ts_ms) and ts_ms <= now_ms - self.before_ms
+
+
+NO_BOUNDS = Bounds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +146,43 @@ class EventCond:
     name: str
     where: tuple[PropFilter, ...]
     count: Comparison
-    sum: SumCond | None
-    within_days: float | None
+    tests: tuple[AggTest, ...] = ()
+    bounds: Bounds = NO_BOUNDS
+
+    @property
+    def sum(self) -> AggTest | None:
+        return next((t for t in self.tests if t.kind == "sum"), None)
+
+    @property
+    def within_days(self) -> float | None:
+        """The window in days when it is the only bound (the v1 shape), else None."""
+        b = self.bounds
+        if b.within is None or b.before is not None or b.from_ms is not None or b.to_ms is not None:
+            return None
+        return b.within.ms / MS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    where: tuple[PropFilter, ...] = ()
+
+
+MIN_STEPS, MAX_STEPS = 2, 5
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceCond:
+    """Events e1..ek, one per step, strictly increasing in ts, ek - e1 <= max_span, all in bounds."""
+
+    steps: tuple[Step, ...]
+    max_span: Duration | None = None
+    bounds: Bounds = NO_BOUNDS
+
+
+@dataclass(frozen=True, slots=True)
+class InSegment:
+    segment_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +190,10 @@ class Reachable:
     channel: str
 
 
-Node: TypeAlias = All | AnyOf | Not | ProfileCond | EventCond | Reachable
+Node: TypeAlias = All | AnyOf | Not | ProfileCond | EventCond | SequenceCond | InSegment | Reachable
+
+Stateful: TypeAlias = EventCond | SequenceCond
+"""Conditions that keep per-user state (an aggregate), numbered in pre-order."""
 
 
 @dataclass(frozen=True, slots=True)

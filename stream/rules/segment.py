@@ -7,17 +7,23 @@ as a count) end up as one stored definition.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from stream.rules.model import (
     KINDS,
     All,
     AnyOf,
+    Bounds,
+    Duration,
     EventCond,
+    InSegment,
     Node,
     Not,
     ProfileCond,
     PropFilter,
     RuleError,
     SegmentSpec,
+    SequenceCond,
 )
 from stream.rules.parse import parse_rule
 
@@ -60,21 +66,60 @@ def _filter_json(f: ProfileCond | PropFilter) -> dict[str, object]:
     return out
 
 
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _duration_json(d: Duration) -> dict[str, object]:
+    return {d.unit: _number(d.amount)}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _bounds_json(b: Bounds, out: dict[str, object]) -> None:
+    """`within_days` stays the spelling of a whole-day window, as v1 stored it."""
+    if b.within is not None:
+        if b.within.unit == "days":
+            out["within_days"] = _number(b.within.amount)
+        else:
+            out["within"] = _duration_json(b.within)
+    if b.before is not None:
+        out["before"] = _duration_json(b.before)
+    if b.from_ms is not None:
+        out["from"] = _iso(b.from_ms)
+    if b.to_ms is not None:
+        out["to"] = _iso(b.to_ms)
+
+
 def _event_json(e: EventCond) -> dict[str, object]:
-    count = e.count.value
     out: dict[str, object] = {"name": e.name}
     if e.where:
         out["where"] = [_filter_json(f) for f in e.where]
-    out["count"] = {"op": e.count.op, "value": int(count) if float(count).is_integer() else count}
-    if e.sum is not None:
-        out["sum"] = {"prop": e.sum.prop, "op": e.sum.op, "value": e.sum.value}
-    if e.within_days is not None:
-        out["within_days"] = e.within_days
+    out["count"] = {"op": e.count.op, "value": _number(e.count.value)}
+    for t in e.tests:
+        out[t.kind] = {"prop": t.prop, "op": t.op, "value": _number(t.value) if t.kind == "distinct" else t.value}
+    _bounds_json(e.bounds, out)
+    return out
+
+
+def _sequence_json(q: SequenceCond) -> dict[str, object]:
+    steps: list[dict[str, object]] = []
+    for step in q.steps:
+        body: dict[str, object] = {"name": step.name}
+        if step.where:
+            body["where"] = [_filter_json(f) for f in step.where]
+        steps.append(body)
+    out: dict[str, object] = {"steps": steps}
+    if q.max_span is not None:
+        out["max_span"] = _duration_json(q.max_span)
+    _bounds_json(q.bounds, out)
     return out
 
 
 def rule_to_json(node: Node) -> dict[str, object]:
-    """Canonical: `count` always spelled out, empty `where` and absent `sum`/`within_days` omitted."""
+    """Canonical: `count` always spelled out, empty `where` and absent tests and bounds omitted."""
     if isinstance(node, All):
         return {"all": [rule_to_json(c) for c in node.children]}
     if isinstance(node, AnyOf):
@@ -85,4 +130,8 @@ def rule_to_json(node: Node) -> dict[str, object]:
         return {"profile": _filter_json(node)}
     if isinstance(node, EventCond):
         return {"event": _event_json(node)}
+    if isinstance(node, SequenceCond):
+        return {"sequence": _sequence_json(node)}
+    if isinstance(node, InSegment):
+        return {"in_segment": node.segment_id}
     return {"reachable": node.channel}

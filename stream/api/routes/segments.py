@@ -13,8 +13,8 @@ from stream.api.auth import READ, WRITE
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import SegmentCreated, SegmentDetail, SegmentList, SegmentOut, SegmentPatch, errors
 from stream.control.catalog import InUse, Missing
-from stream.rules import RuleError, describe, parse_segment, rule_to_json
-from stream.segments import Segment, referenced_segments
+from stream.rules import RuleError, describe, parse_segment, reference_path, referenced_segments, rule_to_json
+from stream.segments import Segment
 from stream.state.jobs import JobKind
 
 router = APIRouter(tags=["segments"])
@@ -49,8 +49,8 @@ async def create(svc: Svc, body: Annotated[Any, Body(examples=[CREATE_EXAMPLE])]
     try:
         seg, job_id = await svc.core.catalog.create_segment(spec)
     except Missing as exc:
-        raise HTTPException(422, detail=f"rule: in_segment names segment {exc.segment_id!r}, which does not exist")\
-            from exc
+        where = reference_path(spec.rule, exc.segment_id)
+        raise HTTPException(422, detail=f"{where}: unknown segment {exc.segment_id!r}") from exc
     return {**segment_body(seg), "backfill_job_id": job_id}
 
 
@@ -76,7 +76,9 @@ async def read(svc: Svc, sid: SegmentId) -> dict[str, Any]:
     seg = await get_segment_or_404(svc, sid)
     job = await svc.core.jobs.for_segment(sid, JobKind.BACKFILL)
     backfill = None if job is None else {"job_id": job.id, "status": job.status, "progress": job.progress}
-    summary = describe(seg.rule) if seg.rule is not None else "users uploaded to this list"
+    names = {} if seg.rule is None else {s.id: s.name for s in (await svc.core.segments.load_index()).segments.values()
+                                         if s.id in referenced_segments(seg.rule)}
+    summary = describe(seg.rule, names) if seg.rule is not None else "users uploaded to this list"
     return {**segment_body(seg), "summary": summary, "backfill": backfill}
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.rules import CHANNELS, Aggregate, compile_rule, evaluate, event_conditions
+from stream.rules import CHANNELS, compile_rule, cond_matches, evaluate, fold, new_aggregate, stateful_conditions
 from stream.rules.model import Node
 from tests.unit.rules.test_properties import rules
 
@@ -16,13 +16,12 @@ NOW = 1_800_000_000_000
 DAY = 86_400_000
 
 values = st.one_of(st.none(), st.integers(-5, 50), st.sampled_from(["Pune", "Goa", "", "a@b.c"]), st.booleans())
-aggregates = st.builds(
-    Aggregate,
-    count=st.integers(0, 4),
-    total=st.integers(-4, 12).map(lambda v: v / 2),
-    entries=st.lists(st.tuples(st.integers(NOW - 4 * DAY, NOW + 1000), st.integers(-3, 6).map(float)),
-                     max_size=6).map(sorted),
-)
+# Events over the last few days (and a little ahead), with the names and props the rule strategies use.
+events = st.lists(st.tuples(
+    st.sampled_from(["Charged", "Viewed", "Launched", "A", "B", "C", "E"]),
+    st.integers(NOW - 4 * DAY, NOW + 1000),
+    st.dictionaries(st.sampled_from(["amount", "category", "v", "p"]), values.filter(lambda v: v is not None)),
+), max_size=8)
 
 
 @settings(max_examples=1500, deadline=None)
@@ -30,5 +29,11 @@ aggregates = st.builds(
 def test_compiled_equals_the_walking_evaluator(rule: Node, data: st.DataObject) -> None:
     profile = data.draw(st.dictionaries(st.sampled_from(["city", "age", "vip", "email", "missing"]), values))
     reach = data.draw(st.fixed_dictionaries({c: st.booleans() for c in CHANNELS}))
-    aggs = [data.draw(aggregates) for _ in event_conditions(rule)]
-    assert compile_rule(rule)(profile, reach, aggs, NOW) == evaluate(rule, profile, reach, aggs, NOW)
+    members = data.draw(st.frozensets(st.sampled_from(["s-a", "s-b", "s-c"])))
+    conds = stateful_conditions(rule)
+    aggs = [new_aggregate(c) for c in conds]
+    for name, ts, props in data.draw(events):
+        for cond, agg in zip(conds, aggs, strict=True):
+            if cond_matches(cond, name, props):
+                fold(cond, agg, ts, props, name)
+    assert compile_rule(rule)(profile, reach, aggs, NOW, members) == evaluate(rule, profile, reach, aggs, NOW, members)

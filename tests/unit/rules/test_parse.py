@@ -9,9 +9,12 @@ import pytest
 
 from stream.rules import (
     MAX_DEPTH,
+    AggTest,
     All,
     AnyOf,
+    Bounds,
     Comparison,
+    Duration,
     EventCond,
     Not,
     ProfileCond,
@@ -19,7 +22,6 @@ from stream.rules import (
     Reachable,
     RuleError,
     SegmentSpec,
-    SumCond,
     parse_rule,
     parse_segment,
     rule_to_json,
@@ -58,8 +60,9 @@ def test_design_example_parses_to_the_expected_tree() -> None:
     assert parse_rule(DESIGN_EXAMPLE) == All(
         (
             ProfileCond("city", "eq", "Pune"),
-            EventCond("Charged", (PropFilter("category", "eq", "shoes"),), Comparison("gte", 2), None, 30),
-            Not(EventCond("Uninstalled", (), Comparison("gte", 1), None, 7)),
+            EventCond("Charged", (PropFilter("category", "eq", "shoes"),), Comparison("gte", 2),
+                          bounds=Bounds(within=Duration("days", 30))),
+            Not(EventCond("Uninstalled", (), Comparison("gte", 1), bounds=Bounds(within=Duration("days", 7)))),
         )
     )
 
@@ -91,8 +94,8 @@ def test_full_event_condition() -> None:
         "Charged",
         (PropFilter("amount", "gt", 10), PropFilter("coupon", "exists", None)),
         Comparison("lt", 3),
-        SumCond("amount", "gte", 500.5),
-        0.5,
+        (AggTest("sum", "amount", "gte", 500.5),),
+        Bounds(within=Duration("days", 0.5)),
     )
     assert isinstance(node, EventCond)
     assert type(node.count.value) is int
@@ -110,13 +113,13 @@ VALID: list[tuple[object, object]] = [
     (prof("neq", -1.5), ProfileCond("p", "neq", -1.5)),
     (prof("gte", "m"), ProfileCond("p", "gte", "m")),
     (prof("lt", 10**30), ProfileCond("p", "lt", 10**30)),
-    (ev(count={"op": "eq", "value": 0}), EventCond("E", (), Comparison("eq", 0), None, None)),
+    (ev(count={"op": "eq", "value": 0}), EventCond("E", (), Comparison("eq", 0))),
     (
         ev(sum={"prop": "a", "op": "lt", "value": -5}),
-        EventCond("E", (), Comparison("gte", 1), SumCond("a", "lt", -5), None),
+        EventCond("E", (), Comparison("gte", 1), (AggTest("sum", "a", "lt", -5),)),
     ),
-    (ev(within_days=3650), EventCond("E", (), Comparison("gte", 1), None, 3650)),
-    (ev(where=[]), EventCond("E", (), Comparison("gte", 1), None, None)),
+    (ev(within_days=3650), EventCond("E", (), Comparison("gte", 1), bounds=Bounds(within=Duration("days", 3650)))),
+    (ev(where=[]), EventCond("E", (), Comparison("gte", 1))),
 ]
 
 
@@ -174,7 +177,33 @@ BAD: list[tuple[object, str, str]] = [
     (ev(""), "rule.event.name", "non-empty string"),
     (ev("   "), "rule.event.name", "non-empty string"),
     ({"event": {"name": 5}}, "rule.event.name", "non-empty string"),
-    (ev(within=3), "rule.event.within", "unknown field"),
+    (ev(within=3), "rule.event.within", "exactly one of minutes, hours, days"),
+    (ev(withn_days=3), "rule.event.withn_days", "unknown field"),
+    # rules v2: durations, ranges, aggregates, sequences, in_segment
+    (ev(within={"weeks": 2}), "rule.event.within.weeks", "unknown unit"),
+    (ev(within={"hours": 1, "days": 1}), "rule.event.within", "exactly one of"),
+    (ev(within={"hours": 1.5}), "rule.event.within.hours", "positive integer"),
+    (ev(within={"minutes": 0}), "rule.event.within.minutes", "positive integer"),
+    (ev(within={"days": 4000}), "rule.event.within.days", "at most 3650 days"),
+    (ev(within={"hours": 1}, within_days=1), "rule.event.within_days", "not both"),
+    (ev(within={"days": 7}, before={"days": 7}), "rule.event.before", "shorter than within"),
+    (ev(within={"hours": 1}, before={"days": 1}), "rule.event.before", "shorter than within"),
+    (ev(**{"from": "2026-01-01"}), "rule.event.from", "needs a zone"),
+    (ev(**{"from": "yesterday"}), "rule.event.from", "not an ISO-8601 instant"),
+    (ev(**{"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}), "rule.event.to", "after from"),
+    (ev(avg={"prop": "a", "op": "gt", "value": "100"}), "rule.event.avg.value", "avg needs a number"),
+    (ev(min={"prop": "a", "op": "in", "value": 1}), "rule.event.min.op", "unknown operator"),
+    (ev(distinct={"prop": "c", "op": "gte", "value": 2.5}), "rule.event.distinct.value", "non-negative integer"),
+    (ev(max={"op": "gt", "value": 1}), "rule.event.max.prop", "non-empty string"),
+    ({"sequence": {"steps": [{"name": "A"}]}}, "rule.sequence.steps", "2 to 5 steps, got 1 steps"),
+    ({"sequence": {"steps": [{"name": c} for c in "ABCDEF"]}}, "rule.sequence.steps", "got 6 steps"),
+    ({"sequence": {"steps": "A,B"}}, "rule.sequence.steps", "2 to 5 steps"),
+    ({"sequence": {"steps": [{"name": "A"}, {"nam": "B"}]}}, "rule.sequence.steps[1].nam", "unknown field"),
+    ({"sequence": {"steps": [{"name": "A"}, {"name": "B"}], "max_span": {"hour": 1}}},
+     "rule.sequence.max_span.hour", "unknown unit"),
+    ({"sequence": {"steps": [{"name": "A"}, {"name": "B"}], "count": 1}}, "rule.sequence.count", "unknown field"),
+    ({"in_segment": ""}, "rule.in_segment", "segment id"),
+    ({"all": [{"in_segment": 5}]}, "rule.all[0].in_segment", "segment id"),
     (ev(where={"prop": "a"}), "rule.event.where", "list of filters"),
     (ev(where=[{"prop": "a", "op": "eq", "value": 1}, "x"]), "rule.event.where[1]", "expected an object"),
     (ev(where=[{"prop": "a", "op": "in", "value": []}]), "rule.event.where[0].value", "non-empty list"),
@@ -341,3 +370,24 @@ def test_nodes_are_frozen_and_hashable() -> None:
     assert isinstance(node, All)
     with pytest.raises(AttributeError):
         node.children = ()  # type: ignore[misc]
+
+
+V2_CANONICAL = [
+    {"event": {"name": "AddToCart", "count": {"op": "gte", "value": 1}, "within_days": 1, "before": {"hours": 1}}},
+    {"event": {"name": "Opened", "count": {"op": "gte", "value": 1}, "within": {"minutes": 30}}},
+    {"event": {"name": "Charged", "count": {"op": "gte", "value": 1}, "within_days": 90, "before": {"days": 45}}},
+    {"event": {"name": "Charged", "count": {"op": "gte", "value": 2}, "sum": {"prop": "a", "op": "gt", "value": 5},
+               "min": {"prop": "a", "op": "gte", "value": 1}, "max": {"prop": "a", "op": "lt", "value": 9.5},
+               "avg": {"prop": "a", "op": "gt", "value": 100}, "distinct": {"prop": "c", "op": "gte", "value": 3},
+               "from": "2026-11-01T00:00:00.000Z", "to": "2026-12-01T00:00:00.000Z"}},
+    {"sequence": {"steps": [{"name": "A", "where": [{"prop": "p", "op": "eq", "value": 1}]}, {"name": "B"}],
+                  "max_span": {"hours": 1}, "within_days": 7}},
+    {"all": [{"in_segment": "s-vip"}, {"not": {"in_segment": "s-churn"}}]},
+]
+
+
+@pytest.mark.parametrize("rule", V2_CANONICAL)
+def test_v2_rules_round_trip_through_their_canonical_form(rule: dict[str, object]) -> None:
+    node = parse_rule(rule)
+    assert rule_to_json(node) == rule
+    assert parse_rule(rule_to_json(node)) == node

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.rules.aggregate import Aggregate, fold, prune, window_stats
+from stream.rules.aggregate import Aggregate, fold, measure, prune
 from stream.rules.evaluate import event_holds
-from stream.rules.model import COMPARISON_OPS, Comparison, EventCond
+from stream.rules.model import COMPARISON_OPS, Bounds, Comparison, Duration, EventCond
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +16,7 @@ DAY = 86_400_000
 
 
 def cond(op: str, value: int) -> EventCond:
-    return EventCond(name="Viewed", where=(), count=Comparison(op, value), sum=None, within_days=1)
+    return EventCond(name="Viewed", where=(), count=Comparison(op, value), bounds=Bounds(within=Duration("days", 1)))
 
 
 @settings(max_examples=300, deadline=None)
@@ -51,5 +51,5 @@ def test_a_heavy_user_keeps_a_handful_of_entries() -> None:
         fold(c, agg, now - i * 1000, {})
     prune(c, agg, now)
     assert len(agg.entries) == 3
-    assert window_stats(c, agg, now) == (3, 0.0)
+    assert measure(c, agg, now).count == 3
     assert event_holds(c, agg, now)
