@@ -202,6 +202,42 @@ async def test_segment_detail_insights_recount_user_and_export(stack: Stack, pag
     assert (await stack.api.get(f"/segments/{sid}")).status_code == 404
 
 
+async def test_compare_with_another_segment(stack: Stack, page: Page, producer: AIOKafkaProducer) -> None:
+    """Pune (u-1..u-4) against "Email reachable" (u-1, u-3, u-5): 2 in both, 2 only Pune, 1 only the other."""
+    await seed_users(stack, producer)
+    sid = (await stack.create("Pune", kind="past_behavior", rule=PUNE))["id"]
+    email = (await stack.create("Email reachable", kind="past_behavior", rule={"reachable": "email"}))["id"]
+    await estimate_is(stack, sid, 4)
+    await estimate_is(stack, email, 3)
+
+    await stack.visit(page, f"#/segments/{sid}")
+    compare = page.locator("#compare")
+    await expect(compare).to_contain_text("Compare with another segment")
+    await expect(page.locator("#compare-with option")).to_have_count(2)  # the prompt and the one other segment
+    await expect(page.locator("#compare-exact")).to_be_disabled()
+    await page.select_option("#compare-with", email)
+    estimate = page.get_by_test_id("compare-estimate")
+    await expect(estimate).to_have_attribute("data-with", email)
+    await expect(estimate.get_by_test_id("compare-both")).to_have_text("2")
+    await expect(estimate.get_by_test_id("compare-only-segment")).to_have_text("2")
+    await expect(estimate.get_by_test_id("compare-only-with")).to_have_text("1")
+    await expect(estimate.get_by_test_id("compare-both-bounds")).to_have_text("exact")  # small samples: exact
+    await expect(estimate).to_contain_text("Only in Email reachable")
+    await compare.scroll_into_view_if_needed()
+    await shot(page, "10-compare-estimate")
+
+    await page.click("#compare-exact")
+    exact = page.get_by_test_id("compare-exact")
+    await expect(exact.get_by_test_id("compare-both")).to_have_text("2")
+    await expect(exact.get_by_test_id("compare-only-segment")).to_have_text("2")
+    await expect(exact.get_by_test_id("compare-only-with")).to_have_text("1")
+    await expect(exact.get_by_test_id("compare-both-bounds")).to_have_text("exact count")
+    await shot(page, "11-compare-exact")
+    await page.select_option("#compare-with", "")
+    await expect(page.locator("#compare-result")).to_be_empty()
+    await expect(page.locator("#compare-exact")).to_be_disabled()
+
+
 async def test_custom_list_upload_usage_and_download(stack: Stack, page: Page, producer: AIOKafkaProducer) -> None:
     await seed_users(stack, producer)
     sid = (await stack.create("VIP list", kind="custom_list"))["id"]

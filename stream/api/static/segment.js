@@ -1,9 +1,11 @@
 // One segment's page. Rule segments (live, past behavior) show their rule;
 // custom lists show who uses them and take CSV uploads. Both show the trend,
-// insights, sample users and a CSV export with a field picker.
+// insights, the overlap with another segment, sample users and a CSV export
+// with a field picker.
 
 import { ApiError, api, download, query, seg } from "./api.js";
 import { CHANNELS, card, errorBox, h, kindBadge, num, replace, showError, when } from "./dom.js";
+import { compareSection } from "./compare.js";
 import { renderInsights } from "./insights.js";
 import { renderTrend } from "./trend.js";
 import { renderSample } from "./users.js";
@@ -44,6 +46,7 @@ export async function renderSegment(view, sid, ctx) {
       isList ? usageSection(sid, ctx) : null,
       isList ? uploadSection(sid, ctx, refreshLive) : null,
       card("Size and reachability", { id: "insights-card", class: "card wide" }, insights),
+      compareSection(segment, ctx),
       card("Sample users", { id: "sample-card", dataset: { needs: "pii" } }, sample),
       exportCard.el));
   refreshLive();
