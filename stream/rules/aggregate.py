@@ -148,8 +148,8 @@ def fold(cond: Stateful, agg: Aggregate, ts_ms: int, props: Mapping[str, Scalar]
         if agg.count or not mask:  # already found: with fixed bounds it stays found
             return
         insort(agg.entries, (ts_ms, mask), key=_ts)
-        if not bounds.moving and _chain(cond, agg.entries) is not None:
-            agg.count, agg.entries = 1, []
+        if not bounds.moving:
+            _settle_chain(cond, agg, agg.entries)
         return
     columns = _columns(cond, props)
     if bounds.moving:
@@ -191,10 +191,12 @@ def _merge(test: AggTest, figure: Any, value: Any) -> Any:
 def merge(cond: Stateful, agg: Aggregate, other: Aggregate) -> None:
     """Adds `other`'s events (a creation backfill's, disjoint from the live ones) into `agg`."""
     if isinstance(cond, SequenceCond):
-        agg.count = max(agg.count, other.count)
-        agg.entries = [] if agg.count else sorted(agg.entries + other.entries, key=_ts)
-        if not cond.bounds.moving and agg.entries and _chain(cond, agg.entries) is not None:
-            agg.count, agg.entries = 1, []
+        if agg.count or other.count:
+            agg.count, agg.entries = 1, agg.entries if agg.count else other.entries
+            return
+        agg.entries = sorted(agg.entries + other.entries, key=_ts)
+        if not cond.bounds.moving:
+            _settle_chain(cond, agg, agg.entries)
         return
     agg.count += other.count
     agg.total += other.total
@@ -243,8 +245,7 @@ def prune(cond: Stateful, agg: Aggregate, now_ms: int) -> None:
     if not ready:
         return
     if isinstance(cond, SequenceCond):
-        if _chain(cond, entries[:ready]) is not None:
-            agg.count, agg.entries = 1, []
+        _settle_chain(cond, agg, entries[:ready])
         return
     for entry in entries[:ready]:
         _settle(cond, agg, entry[1:])
@@ -271,8 +272,8 @@ def measure(cond: Stateful, agg: Aggregate, now_ms: int) -> Measure:
     """Future-dated or not-yet-old-enough entries wait outside the range until their time comes."""
     live = _in_range(cond, agg, now_ms)
     if isinstance(cond, SequenceCond):
-        if agg.count:
-            return Measure(1, found=())
+        if agg.count:  # settled: the entries are the chain found
+            return Measure(1, found=tuple(int(e[0]) for e in agg.entries))
         chain = _chain(cond, live)
         return Measure(0 if chain is None else 1, found=chain)
     count = agg.count + len(live)
@@ -316,6 +317,17 @@ def holds(cond: Stateful, agg: Aggregate, now_ms: int) -> bool:
     if not compare(cond.count.op, m.count, cond.count.value):
         return False
     return all(v is not None and compare(t.op, v, t.value) for t, v in zip(cond.tests, m.values, strict=True))
+
+
+def _settle_chain(cond: SequenceCond, agg: Aggregate, entries: Sequence[Entry]) -> None:
+    """A chain among entries that stay in range for good settles the sequence: it holds from
+    now on, and only the chain's own k entries are kept (as the evidence explain shows)."""
+    chain = _chain(cond, entries)
+    if chain is not None:
+        masks: dict[int, int] = {}
+        for ts, mask in entries:
+            masks[ts] = masks.get(ts, 0) | mask
+        agg.count, agg.entries = 1, [(ts, masks[ts]) for ts in chain]
 
 
 def _chain(cond: SequenceCond, entries: Sequence[Entry]) -> tuple[int, ...] | None:
