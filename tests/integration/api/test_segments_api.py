@@ -105,3 +105,43 @@ async def test_patch_rejects_bad_bodies(api: httpx.AsyncClient) -> None:
     assert bad_json.status_code == 422
     assert "JSON decode error" in bad_json.json()["detail"]
     assert (await api.get(f"/segments/{sid}")).json()["name"] == "Patch me"
+
+
+async def test_segments_of_segments_name_their_references(api: httpx.AsyncClient) -> None:
+    vip = await create(api, "VIP", kind="custom_list", rule=None)
+    churn = await create(api, "Churn risk", kind="past_behavior",
+                         rule={"not": {"event": {"name": "Launched", "within": {"days": 14}}}})
+    bad = await api.post("/segments", json={"name": "x", "kind": "live",
+                                            "rule": {"all": [PUNE, {"not": {"in_segment": "s-nope"}}]}})
+    assert bad.status_code == 422
+    assert bad.json()["detail"] == "rule.all[1].not.in_segment: unknown segment 's-nope'"
+    rule = {"all": [{"in_segment": vip["id"]}, {"not": {"in_segment": churn["id"]}}]}
+    keep = await create(api, "VIP not churning", kind="past_behavior", rule=rule)
+    assert (await api.get(f"/segments/{keep['id']}")).json()["summary"] == (
+        "in segment VIP, and not in segment Churn risk")
+    top = await create(api, "Reachable loyal", kind="live",
+                       rule={"all": [{"in_segment": keep["id"]}, {"reachable": "email"}]})
+    assert (await api.get(f"/segments/{vip['id']}/usage")).json() == {"campaigns": 0, "journeys": 0, "segments": 1}
+    assert (await api.get(f"/segments/{keep['id']}/usage")).json()["segments"] == 1
+
+    refused = await api.delete(f"/segments/{keep['id']}")
+    assert refused.status_code == 409
+    assert f"segment 'Reachable loyal' ({top['id']})" in refused.json()["detail"]
+    assert (await api.delete(f"/segments/{top['id']}")).status_code == 204
+    assert (await api.delete(f"/segments/{keep['id']}")).status_code == 204
+    assert (await api.get(f"/segments/{vip['id']}/usage")).json()["segments"] == 0
+    assert (await api.delete(f"/segments/{vip['id']}")).status_code == 204
+
+
+@pytest.mark.parametrize(("rule", "detail"), [
+    ({"event": {"name": "E", "within": {"weeks": 1}}}, "rule.event.within.weeks: unknown unit"),
+    ({"event": {"name": "E", "within": {"days": 7}, "before": {"days": 7}}},
+     "rule.event.before: must be shorter than within"),
+    ({"sequence": {"steps": [{"name": "A"}]}}, "rule.sequence.steps: a sequence needs 2 to 5 steps, got 1 steps"),
+    ({"any": [PUNE, {"sequence": {"steps": [{"name": s} for s in "ABCDEF"]}}]},
+     "rule.any[1].sequence.steps: a sequence needs 2 to 5 steps, got 6 steps"),
+])
+async def test_bad_v2_rules_are_422_naming_the_node(api: httpx.AsyncClient, rule: Any, detail: str) -> None:
+    resp = await api.post("/segments", json={"name": "x", "kind": "live", "rule": rule})
+    assert resp.status_code == 422
+    assert resp.json()["detail"].startswith(detail)
