@@ -15,7 +15,18 @@ from stream.api.auth import KeyCache
 from stream.api.deps import Services
 from stream.api.guard import Guard
 from stream.api.observe import RequestMetrics
-from stream.api.routes import admin, campaigns, dashboard, export, insights, lists, overlap, segments, users
+from stream.api.routes import (
+    admin,
+    campaigns,
+    dashboard,
+    explain,
+    export,
+    insights,
+    lists,
+    overlap,
+    segments,
+    users,
+)
 from stream.config import Settings, get_settings
 from stream.control.epoch import ensure_epoch
 from stream.kafkaio.topics import kafka_reachable
@@ -83,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    for module in (segments, insights, overlap, users, export, lists, campaigns, admin, dashboard):
+    for module in (segments, insights, overlap, users, explain, export, lists, campaigns, admin, dashboard):
         app.include_router(module.router)
     openapi.document_access(app)
     return app

@@ -145,6 +145,44 @@ class UsersOut(BaseModel):
     users: list[UserOut]
 
 
+class ExplainWindow(BaseModel):
+    from_: str | None = Field(alias="from", description="earliest event time that counts (null: no lower bound)")
+    to: str | None = Field(description="latest event time that counts (null: no upper bound)")
+
+
+class ExplainNode(BaseModel):
+    """One node of the rule with its value for the user now; leaves carry their evidence.
+
+    Only the keys that apply to the node are sent (no `children` on a leaf, no
+    `count` outside `event`/`sequence`); further evidence keys may be added."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: str = Field(description="all, any, not, profile, event, sequence, in_segment or reachable")
+    value: bool
+    summary: str
+    children: list[ExplainNode] | None = None
+    count: int | None = Field(None, description="events (or sequences) counted in the window")
+    sum: float | None = None
+    min: float | None = None
+    max: float | None = None
+    avg: float | None = None
+    distinct: int | None = None
+    window: ExplainWindow | None = None
+    found: list[str] | None = Field(None, description="a sequence's steps as found, oldest first (null: none)")
+    actual: Scalar | None = Field(None, description="the profile property's value (profile nodes)")
+    segment_id: str | None = Field(None, description="the segment an in_segment node names")
+
+
+class ExplainOut(BaseModel):
+    segment_id: str
+    user_id: str
+    member: bool = Field(description="the stored membership")
+    matches: bool = Field(description="the rule's verdict now (differs from member only until the worker catches up)")
+    next_change_at: str | None = Field(description="earliest instant at which time alone changes `matches`")
+    rule: ExplainNode | None = Field(description="null for a custom list")
+
+
 class UploadOut(BaseModel):
     rows: int
     matched: int
