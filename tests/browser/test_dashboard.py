@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tests.integration.conftest import eventually, make_key, produce_json
 pytestmark = pytest.mark.browser
 
 TS = "2026-01-10T10:00:00Z"
+DAY_MS = 86_400_000
 # Members of "Pune" are u-1..u-4; u-3 is blacklisted (counted, never exported); u-5 lives elsewhere.
 PROFILES: list[dict[str, Any]] = [
     {"user_id": "u-1", "ts": TS, "set": {"city": "Pune", "name": "Ana", "email": "ana@x.io", "phone": "+911"}},
@@ -159,6 +161,7 @@ async def test_segment_detail_insights_recount_user_and_export(stack: Stack, pag
     await expect(panel.locator('[data-channel="push"]')).to_have_class(re.compile(r"\bon\b"))
     await expect(panel.get_by_test_id("user-segments")).to_contain_text("Pune")
     await expect(panel.get_by_test_id("user-profile")).to_contain_text("31")
+    await expect(panel.get_by_test_id("explain-verdict")).to_have_text("In because city is Pune.")
     await shot(page, "07-user-panel", full_page=False)  # the panel is fixed to the viewport
     await page.click("#user-panel-close")
     await expect(panel).to_be_hidden()
@@ -236,6 +239,44 @@ async def test_compare_with_another_segment(stack: Stack, page: Page, producer: 
     await page.select_option("#compare-with", "")
     await expect(page.locator("#compare-result")).to_be_empty()
     await expect(page.locator("#compare-exact")).to_be_disabled()
+
+
+async def test_user_panel_explains_membership(stack: Stack, page: Page, producer: AIOKafkaProducer) -> None:
+    """A windowed rule: the panel says why the user is in, when they leave, and shows the rule tree."""
+    now = int(time.time() * 1000)
+    first, second = now - 10 * DAY_MS, now - 2 * DAY_MS
+    await produce_json(producer, stack.settings.topic_profiles, [
+        {"user_id": "b-1", "ts": now - 20 * DAY_MS, "set": {"city": "Pune", "name": "Buyer"}}])
+    await produce_json(producer, stack.settings.topic_events, [
+        {"event_id": f"b-1-{n}", "user_id": "b-1", "name": "Charged", "ts": ts, "props": {"amount": amount}}
+        for n, (ts, amount) in enumerate(((first, 60), (second, 50.5)))])
+    rule = {"all": [PUNE, {"event": {"name": "Charged", "count": {"op": "gte", "value": 2},
+                                     "sum": {"prop": "amount", "op": "gte", "value": 100}, "within_days": 30}}]}
+    sid = (await stack.create("Pune buyers", kind="past_behavior", rule=rule))["id"]
+    await estimate_is(stack, sid, 1)
+    leaves = (await stack.api.get(f"/segments/{sid}/users/b-1/explain")).json()["next_change_at"]
+    assert leaves is not None
+    leaves_text = datetime.fromisoformat(leaves.replace("Z", "+00:00")).strftime("%-d %b %Y, %H:%M")  # en-GB, UTC
+
+    await stack.visit(page, f"#/segments/{sid}")
+    await page.locator('[data-testid=sample-user][data-user-id="b-1"]').click()
+    panel = page.locator("#user-panel")
+    explain = panel.get_by_test_id("user-explain")
+    await expect(explain).to_have_attribute("data-member", "true")
+    verdict = explain.get_by_test_id("explain-verdict")
+    await expect(verdict).to_contain_text("In because city is Pune; and ")
+    await expect(verdict).to_contain_text("(2 events, sum 110.5)")
+    await expect(verdict).to_contain_text(f"leaves on {leaves_text}")
+    nodes = explain.get_by_test_id("explain-node")
+    await expect(nodes).to_have_count(3)  # all, profile, event
+    await expect(nodes.first).to_have_attribute("data-type", "all")
+    await expect(explain.locator('[data-testid=explain-node][data-value="true"]')).to_have_count(3)
+    event = explain.locator('[data-testid=explain-node][data-type="event"]')
+    await expect(event).to_contain_text("✓")
+    await expect(event.get_by_test_id("explain-facts")).to_contain_text("count: 2")
+    await expect(event.get_by_test_id("explain-facts")).to_contain_text("sum: 110.5")
+    await expect(event.get_by_test_id("explain-facts")).to_contain_text("window: ")
+    await shot(page, "12-user-panel-explain", full_page=False)
 
 
 async def test_custom_list_upload_usage_and_download(stack: Stack, page: Page, producer: AIOKafkaProducer) -> None:
