@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import estimate_latency, export_bench, rebuild_bench, recount_bench
+from bench import estimate_latency, export_bench, rebuild_bench, recount_bench, rules_bench
 from bench.pipeline import pipeline_and_latency
 from stream.generate import Workload
 
 SIZES = {
     "quick": {"users": 2000, "events": 20_000, "latency_s": 8, "estimate": 100_000, "recount": 50_000,
-              "export": 50_000, "rebuild": 3000},
+              "export": 50_000, "rebuild": 3000, "rule_events": 4000, "heavy": 5000},
     "full": {"users": 50_000, "events": 500_000, "latency_s": 30, "estimate": 1_000_000, "recount": 1_000_000,
-             "export": 1_000_000, "rebuild": 200_000},
+             "export": 1_000_000, "rebuild": 200_000, "rule_events": 20_000, "heavy": 100_000},
 }
 
 
@@ -38,6 +38,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
     rec = await recount_bench.run(redis_url, size["recount"])
     exp = await export_bench.run(redis_url, kafka, size["export"])
     reb = await rebuild_bench.run(kafka, redis_url, size["rebuild"])
+    rules = await rules_bench.run(redis_url, size["rule_events"], size["heavy"])
     return {
         "mode": "quick" if quick else "full",
         "started_at": started,
@@ -47,6 +48,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "recount": rec,
         "export": exp,
         "rebuild": reb,
+        "rules": rules,
         # The flat keys the performance issue tracks (the nested figures above are the same runs).
         "pipeline_msgs_per_s": pipe["pipeline"],
         "pipeline_over_baseline": pipe["pipeline"] / pipe["baseline"],
@@ -59,6 +61,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "export_rows_per_s": exp["rows_per_s"],
         "redis_bytes_per_user": pipe["redis_bytes_per_user"],
         "rebuild_users_per_s": reb["users_per_s"],
+        "heavy_user_cost_ratio": rules["heavy"]["heavy_user_cost_ratio"],
         "ratios": {
             "pipeline_over_ceiling": pipe["pipeline"] / pipe["ceiling"],
             "pipeline_over_baseline": pipe["pipeline"] / pipe["baseline"],
@@ -100,6 +103,14 @@ def table(r: dict[str, Any]) -> str:
         (f"8 stream rebuild, {rb['users']:,} users", f"{rb['rebuild_s']:.1f} s ({rb['users_per_s']:,.0f} users/s)",
          f"{rb['memberships']:,} memberships back exactly"),
     ]
+    h = r["rules"]["heavy"]
+    rows.append((f"9 heavy user: {h['heavy_events_in_window']:,} events in a windowed sum",
+                 f"{h['heavy_us_per_event']:,.0f} us/event vs light {h['light_us_per_event']:,.0f}",
+                 f"{h['heavy_user_cost_ratio']:.1f}x a light user (target <= 3x); "
+                 f"state {h['heavy_state_bytes']:,} B"))
+    for label, us in r["rules"]["us_per_event"].items():
+        rows.append((f"  rule kind: {label}", f"{us:,.0f} us/event",
+                     f"{r['rules']['over_no_segment'][label]:.2f}x no segment (in-process engine, real Redis)"))
     width = max(len(a) for a, _, _ in rows)
     out = [f"bench ({r['mode']})"]
     out += [f"  {a:<{width}}  {b:<32}  {c}" for a, b, c in rows]

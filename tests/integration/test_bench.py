@@ -32,4 +32,9 @@ def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) 
     assert result["recount"]["recount_s"] > 0
     assert result["export"]["rows"] > 0
     assert result["estimate"]["p99_ms"] > 0
+    rules = result["rules"]
+    assert set(rules["us_per_event"]) >= {"none", "sequence, 1-hour span", "abandoned cart"}
+    assert all(us > 0 for us in rules["us_per_event"].values())
+    assert result["heavy_user_cost_ratio"] == rules["heavy"]["heavy_user_cost_ratio"] > 0
+    assert rules["heavy"]["heavy_state_bytes"] > rules["heavy"]["heavy_events_in_window"]  # the window is stored
     assert "pipeline is" in proc.stdout and "of ceiling" in proc.stdout
