@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from stream.config import Settings
+from stream.demo import DEMO_SEGMENTS
 from stream.state.keys import Keys
 from stream.state.trend import build_trend, read_trend
 from tests.integration.conftest import ROOT, Proc, eventually, settings_env
@@ -68,7 +69,8 @@ async def test_demo_history_is_exact_and_a_worker_started_after_it_changes_nothi
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
     assert {d["created_at_ms"] for d in definitions.values()} == {int(start.timestamp() * 1000)}
     ruled = {sid: (d["kind"], d["created_at_ms"], d["rule"]) for sid, d in definitions.items() if d.get("rule")}
-    assert len(ruled) == 4 and len(definitions) == 5
+    assert len(definitions) == len(DEMO_SEGMENTS)
+    assert len(ruled) == sum(1 for body in DEMO_SEGMENTS if body.get("rule"))
 
     # Membership now is what the oracle makes of every message the demo produced.
     events = [(r.key.decode(), r.value) for r in await read_topic(settings, settings.topic_events)]
