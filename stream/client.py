@@ -58,10 +58,13 @@ from stream.api.models import (
     CampaignOut,
     EstimateInsights,
     ExactInsights,
+    ExplainOut,
     JobAccepted,
     JobOut,
     JourneyList,
     JourneyOut,
+    OverlapEstimate,
+    OverlapExact,
     SegmentCreated,
     SegmentDetail,
     SegmentList,
@@ -297,6 +300,15 @@ class Endpoints:
     @staticmethod
     def usage(sid: str) -> Call[UsageOut]:
         return Call("GET", _seg(sid) + "/usage", _model(UsageOut))
+
+    @staticmethod
+    def explain(sid: str, user_id: str) -> Call[ExplainOut]:
+        return Call("GET", _seg(sid) + "/users/" + quote(user_id, safe="") + "/explain", _model(ExplainOut))
+
+    @staticmethod
+    def overlap(sid: str, other: str, mode: Literal["estimate", "exact"]) -> Call[OverlapEstimate | OverlapExact]:
+        model: type[OverlapEstimate] | type[OverlapExact] = OverlapEstimate if mode == "estimate" else OverlapExact
+        return Call("GET", _seg(sid) + "/overlap", _model(model), {"with": other, "mode": mode})
 
     @staticmethod
     def create_campaign(name: str, segment_id: str, channel: str) -> Call[CampaignOut]:
@@ -578,6 +590,15 @@ class Client:
         """How many campaigns, journeys and segments use the segment."""
         return self.send(Endpoints.usage(segment_id))
 
+    def explain(self, segment_id: str, user_id: str) -> ExplainOut:
+        """Why the user is in or out, each rule node's evidence, and when time alone changes it (pii)."""
+        return self.send(Endpoints.explain(segment_id, user_id))
+
+    def overlap(self, segment_id: str, other: str,
+                mode: Literal["estimate", "exact"] = "estimate") -> OverlapEstimate | OverlapExact:
+        """Users in both segments and in only one: estimated with 95% bounds, or counted exactly."""
+        return self.send(Endpoints.overlap(segment_id, other, mode))
+
     # -- campaigns and journeys --
 
     def create_campaign(self, name: str, segment_id: str, channel: str) -> CampaignOut:
@@ -773,6 +794,13 @@ class AsyncClient:
 
     async def usage(self, segment_id: str) -> UsageOut:
         return await self.send(Endpoints.usage(segment_id))
+
+    async def explain(self, segment_id: str, user_id: str) -> ExplainOut:
+        return await self.send(Endpoints.explain(segment_id, user_id))
+
+    async def overlap(self, segment_id: str, other: str,
+                      mode: Literal["estimate", "exact"] = "estimate") -> OverlapEstimate | OverlapExact:
+        return await self.send(Endpoints.overlap(segment_id, other, mode))
 
     # -- campaigns and journeys --
 

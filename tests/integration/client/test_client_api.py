@@ -89,6 +89,10 @@ async def test_sync_client_session(live: Live, producer: AIOKafkaProducer, tmp_p
         assert (await run(api.upload_list, listed.id, upload)).model_dump() == {"rows": 2, "matched": 1,
                                                                                "unmatched": 1}
         assert [u.user_id for u in await run(api.sample_users, listed.id)] == [ana]
+        both = await run(api.overlap, seg.id, listed.id, "exact")
+        assert (both.both, both.only_segment, both.only_with) == (1, 1, 0)
+        why = await run(api.explain, seg.id, ana)
+        assert why.member and why.matches and why.rule is not None and why.rule.value
 
         with pytest.raises(ApiError) as missing:
             await run(api.get_segment, "s-does-not-exist")
@@ -123,6 +127,11 @@ async def test_async_client_session(live: Live, producer: AIOKafkaProducer, tmp_
         listed = await api.create_segment("Uploaded ids", kind="custom_list")
         got = await api.upload_list(listed.id, iter([ana, bob, "u-nobody"]))
         assert (got.rows, got.matched, got.unmatched) == (3, 2, 1)
+        both = await api.overlap(seg.id, listed.id)
+        assert (both.both.estimate, both.only_segment.estimate, both.only_with.estimate) == (2.0, 0.0, 0.0)
+        assert (await api.explain(listed.id, ana)).model_dump() == {
+            "segment_id": listed.id, "user_id": ana, "member": True, "matches": True, "next_change_at": None,
+            "rule": None}
 
         # campaigns, journeys, usage, and the 409 of deleting a used segment
         campaign = await api.create_campaign("Win back", seg.id, "email")
