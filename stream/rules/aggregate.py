@@ -34,7 +34,9 @@ Entry = tuple[Any, ...]
 @dataclass(slots=True)
 class Aggregate:
     count: int = 0
-    total: float = 0.0  # the settled sum (of the `sum` test, if any)
+    # The settled sum (of the `sum` test, if any) as exact partials (`add_exact`): its value,
+    # math.fsum(total), is then the same whatever order the events were folded in.
+    total: list[float] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)  # pending (ts, columns...), sorted
     extra: list[Any] = field(default_factory=list)  # settled min/max/avg/distinct figures, in test order
 
@@ -62,7 +64,7 @@ def new_aggregate(cond: Stateful | None = None) -> Aggregate:
 
 def _empty(test: AggTest) -> object:
     if test.kind == "avg":
-        return [0.0, 0]
+        return [[], 0]
     if test.kind == "distinct":
         return []
     return None
@@ -158,15 +160,34 @@ def fold(cond: Stateful, agg: Aggregate, ts_ms: int, props: Mapping[str, Scalar]
         _settle(cond, agg, columns)
 
 
+def add_exact(partials: list[float], x: float) -> list[float]:
+    """Adds x to a sum kept as non-overlapping partials (Shewchuk's algorithm, as math.fsum
+    uses inside): the partials' exact sum is the exact sum of every value added, so
+    math.fsum(partials) is the correctly rounded total, independent of arrival order. Usually
+    one or two floats."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
+    return partials
+
+
 def _settle(cond: EventCond, agg: Aggregate, columns: Sequence[Any]) -> None:
     agg.count += 1
     if legacy_shape(cond):
-        agg.total += float(columns[0])
+        add_exact(agg.total, float(columns[0]))
         return
     slot = 0
     for test, value in zip(cond.tests, columns, strict=True):
         if test.kind == "sum":
-            agg.total += float(value)
+            add_exact(agg.total, float(value))
             continue
         agg.extra[slot] = _merge(test, agg.extra[slot], value)
         slot += 1
@@ -181,7 +202,7 @@ def _merge(test: AggTest, figure: Any, value: Any) -> Any:
         return value if figure is None or value > figure else figure
     if test.kind == "avg":
         total, n = figure
-        return [total + value, n + 1]
+        return [add_exact(list(total), value), n + 1]
     keys: list[str] = figure
     if value in keys or len(keys) > test.value:  # more than `value` distinct decides every comparison
         return keys
@@ -199,7 +220,8 @@ def merge(cond: Stateful, agg: Aggregate, other: Aggregate) -> None:
             _settle_chain(cond, agg, agg.entries)
         return
     agg.count += other.count
-    agg.total += other.total
+    for part in other.total:
+        add_exact(agg.total, part)
     if other.entries:
         agg.entries = sorted(agg.entries + other.entries, key=_ts)
     tests = [t for t in cond.tests if t.kind != "sum"] if not legacy_shape(cond) else []
@@ -209,7 +231,10 @@ def merge(cond: Stateful, agg: Aggregate, other: Aggregate) -> None:
 
 def _combine(test: AggTest, a: Any, b: Any) -> Any:
     if test.kind == "avg":
-        return [a[0] + b[0], a[1] + b[1]]
+        total = list(a[0])
+        for part in b[0]:
+            add_exact(total, part)
+        return [total, a[1] + b[1]]
     if test.kind == "distinct":
         for key in b:
             a = _merge(test, a, key)
@@ -281,13 +306,13 @@ def measure(cond: Stateful, agg: Aggregate, now_ms: int) -> Measure:
         if cond.sum is None:
             return Measure(count)
         # fsum: the answer must not depend on the order events arrived in.
-        return Measure(count, (math.fsum([agg.total, *(float(e[1]) for e in live)]),))
+        return Measure(count, (math.fsum([*agg.total, *(float(e[1]) for e in live)]),))
     values: list[float | int | None] = []
     slot = 0
     for col, test in enumerate(cond.tests, start=1):
         column = [e[col] for e in live]
         if test.kind == "sum":
-            values.append(math.fsum([agg.total, *column]))
+            values.append(math.fsum([*agg.total, *column]))
             continue
         figure = agg.extra[slot]
         slot += 1
@@ -302,7 +327,7 @@ def _value(test: AggTest, figure: Any, column: Sequence[Any]) -> float | int | N
     if test.kind == "avg":
         total, n = figure
         n += len(present)
-        return math.fsum([total, *present]) / n if n else None
+        return math.fsum([*total, *present]) / n if n else None
     pool = present if figure is None else [figure, *present]
     if not pool:
         return None

@@ -2,6 +2,7 @@
 
 This is kept per user per segment, so bytes matter: each aggregate is a flat
 list `[count, total, ts0, v0, dt1, v1, ...]` with timestamps delta-encoded
+(`total` a number, or the list of its exact partials when one float cannot hold it)
 (sorted entries make the deltas small and non-negative) and integral floats
 written as integers. A plain counter costs about six bytes. A sequence's
 entries are (ts, step mask), the same two columns. An event condition with
@@ -29,12 +30,28 @@ def _num(value: object) -> object:
     return value
 
 
+def _total(partials: Sequence[float]) -> object:
+    """A settled sum's exact partials: usually one number (as v1 stored it), else their list."""
+    nonzero = [p for p in partials if p]
+    if len(nonzero) <= 1:
+        return _num(nonzero[0]) if nonzero else 0
+    return nonzero
+
+
+def _figure_json(figure: object) -> object:
+    if isinstance(figure, list) and len(figure) == 2 and isinstance(figure[0], list):
+        return [_total(figure[0]), figure[1]]  # avg: [partials, n]
+    if isinstance(figure, list):
+        return figure  # distinct keys
+    return _num(figure)
+
+
 def aggregates_to_json(aggs: Sequence[Aggregate]) -> str:
     out: list[list[object]] = []
     for agg in aggs:
-        row: list[object] = [agg.count, _num(agg.total)]
+        row: list[object] = [agg.count, _total(agg.total)]
         if agg.extra:
-            row.append([_num(x) if not isinstance(x, list) else [_num(y) for y in x] for x in agg.extra])
+            row.append([_figure_json(x) for x in agg.extra])
         prev = 0
         for i, entry in enumerate(agg.entries):
             ts = entry[0]
@@ -76,8 +93,8 @@ def _row(row: object, index: int, cond: Stateful | None) -> Aggregate:
         extra, body = list(body[0]), body[1:]
     count, total = row[0], row[1]
     # type() rather than isinstance: a bool is an int to isinstance, and this runs per user per touch.
-    if type(count) is not int or count < 0 or type(total) not in _NUMBER:
-        raise ValueError(f"aggregates[{index}]: count must be a non-negative integer and total a number")
+    if type(count) is not int or count < 0:
+        raise ValueError(f"aggregates[{index}]: count must be a non-negative integer")
     if len(body) % width:
         raise ValueError(f"aggregates[{index}]: entries of {width} columns expected")
     entries: list[Entry] = []
@@ -97,7 +114,15 @@ def _row(row: object, index: int, cond: Stateful | None) -> Aggregate:
         if not all(type(c) in _CELL for c in cells):
             raise ValueError(f"aggregates[{index}]: unexpected cell")
         entries.append((ts, *(float(c) if type(c) is int else c for c in cells)))
-    return Aggregate(count=count, total=float(total), entries=entries, extra=[_figure(x) for x in extra])
+    return Aggregate(count=count, total=_partials(total, index), entries=entries, extra=[_figure(x) for x in extra])
+
+
+def _partials(value: object, index: int) -> list[float]:
+    if type(value) in _NUMBER:
+        return [float(value)] if value else []  # type: ignore[arg-type]
+    if isinstance(value, list) and all(type(p) in _NUMBER for p in value):
+        return [float(p) for p in value]
+    raise ValueError(f"aggregates[{index}]: total must be a number or a list of numbers")
 
 
 def _is_mask(cond: Stateful) -> bool:
@@ -106,8 +131,9 @@ def _is_mask(cond: Stateful) -> bool:
 
 def _figure(value: object) -> object:
     """Settled figures: a number (min/max), None, [sum, n] (avg) or a list of keys (distinct)."""
-    if isinstance(value, list) and len(value) == 2 and type(value[1]) is int and type(value[0]) in _NUMBER:
-        return [float(value[0]), value[1]]
+    if isinstance(value, list) and len(value) == 2 and type(value[1]) is int and (
+            type(value[0]) in _NUMBER or isinstance(value[0], list)):
+        return [_partials(value[0], -1), value[1]]
     if type(value) is int:
         return float(value)
     return value

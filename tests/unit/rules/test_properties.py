@@ -476,10 +476,6 @@ TRICKY: tuple[Scalar, ...] = (0.1, 0.2, 0.3, 0.7, 1.0, 1, 2, 2.0, 1e16, -1e16, "
 and strings and bools beside the numbers they spell."""
 EXACT: tuple[Scalar, ...] = (0.5, 0.25, 1.0, 1, 2, 2.0, -3, "1", "2", True, False)
 """The same kinds of value, minus the order-dependent sums."""
-SETTLED_SUMS_EXACT = False
-"""The product's settled figures (a condition without within/before) add with `+=`, so their sum and
-avg differ from math.fsum (see the xfail tests below); until they are exact, only windowed conditions
-get the order-dependent amounts."""
 
 
 @settings(max_examples=300, deadline=None)
@@ -492,7 +488,7 @@ get the order-dependent amounts."""
 def test_aggregate_tests_are_exact(kind: str, op: str, window: Duration | None, data: st.DataObject) -> None:
     """One event condition with one aggregate test, its value what a prefix of the events adds up to."""
     grid = 15 * MIN
-    pool = TRICKY if window is not None or SETTLED_SUMS_EXACT else EXACT
+    pool = TRICKY
     amounts = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=8), label="amounts")
     pick = amounts[: data.draw(st.integers(1, len(amounts)), label="prefix")]
     nums = [float(a) for a in pick if isinstance(a, int | float) and not isinstance(a, bool)]
@@ -538,7 +534,6 @@ def test_windowed_sum_and_avg_are_fsum(amounts: list[float], total: float) -> No
     assert _settled("avg", amounts, total / len(amounts), window) == (True, True)
 
 
-@pytest.mark.xfail(strict=True, reason="settled sum/avg add with += instead of math.fsum (reported)")
 @pytest.mark.parametrize(("amounts", "total"), ORDER_DEPENDENT)
 @pytest.mark.parametrize("bounds", [Bounds(), Bounds(from_ms=T0 - HOUR)], ids=["unbounded", "from"])
 def test_settled_sum_and_avg_are_fsum(amounts: list[float], total: float, bounds: Bounds) -> None:
