@@ -1,0 +1,56 @@
+"""Rules v2 through the engine with a manual clock: time-driven entries and exits, and in_segment
+following its inner segment in the same commit, with no Redis and no Kafka."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stream.state.memory import MemoryEngineStore
+from stream.testing import EngineHarness
+from tests.unit.engine.conftest import NOW, Define
+
+pytestmark = pytest.mark.unit
+MIN, HOUR = 60_000, 3_600_000
+
+CART = {"all": [
+    {"event": {"name": "AddToCart", "within_days": 1, "before": {"hours": 1}}},
+    {"not": {"sequence": {"steps": [{"name": "AddToCart"}, {"name": "Charged"}], "max_span": {"hours": 1}}}}]}
+
+
+def ev(uid: str, eid: str, name: str, ts: int) -> dict[str, object]:
+    return {"event_id": eid, "user_id": uid, "name": name, "ts": ts, "props": {}}
+
+
+def changes(harness: EngineHarness) -> list[tuple[str, str, str]]:
+    return [(c["segment_id"], c["user_id"], c["change"]) for c in (json.loads(v) for _, v in harness.outputs.changes)]
+
+
+async def test_an_abandoned_cart_enters_on_time_and_its_outer_segment_with_it(
+        harness: EngineHarness, store: MemoryEngineStore, define: Define) -> None:
+    define(CART, {"in_segment": "s0"})  # s1 uses s0
+    await harness.send_events(ev("a", "e1", "AddToCart", NOW - 10 * MIN), ev("b", "e2", "AddToCart", NOW - 10 * MIN),
+                              ev("b", "e3", "Charged", NOW - 5 * MIN))
+    assert store.members["s0"] == set() and store.members["s1"] == set()
+    harness.clock.now = (NOW + 50 * MIN - 1) / 1000
+    await harness.tick()
+    assert store.members["s0"] == set()
+    harness.clock.now = (NOW + 50 * MIN) / 1000  # both adds are an hour old; b bought within the hour
+    assert await harness.tick() == 2
+    assert store.members["s0"] == {"a"} and store.members["s1"] == {"a"}
+    assert changes(harness) == [("s0", "a", "entered"), ("s1", "a", "entered")]
+    harness.clock.now = (NOW - 10 * MIN + 24 * HOUR) / 1000  # a day after the add: out of both
+    await harness.tick()
+    assert store.members["s0"] == set() and store.members["s1"] == set()
+    assert changes(harness)[2:] == [("s0", "a", "exited"), ("s1", "a", "exited")]
+
+
+async def test_a_sequence_whose_first_step_expires_moves_the_user(
+        harness: EngineHarness, store: MemoryEngineStore, define: Define) -> None:
+    define({"sequence": {"steps": [{"name": "A"}, {"name": "B"}], "within": {"minutes": 30}}})
+    await harness.send_events(ev("a", "e1", "A", NOW - 20 * MIN), ev("a", "e2", "B", NOW - 5 * MIN))
+    assert store.members["s0"] == {"a"}
+    harness.clock.now = (NOW + 10 * MIN) / 1000  # A left the 30-minute window
+    await harness.tick()
+    assert store.members["s0"] == set()
