@@ -64,7 +64,7 @@ from stream.rules.model import (
 )
 from stream.rules.ops import compare
 from stream.rules.parse import MAX_DEPTH, parse_rule
-from stream.rules.references import check_references, dependency_order, reference_path
+from stream.rules.references import dependency_order, reference_path
 from stream.rules.segment import MAX_NAME_LENGTH, parse_segment, rule_to_json
 from stream.rules.storage import aggregates_from_json, aggregates_to_json
 from stream.rules.summary import describe
@@ -108,7 +108,6 @@ __all__ = [
     "aggregates_from_json",
     "aggregates_to_json",
     "channel_mask",
-    "check_references",
     "compare",
     "compile_rule",
     "cond_matches",

@@ -1,28 +1,18 @@
-"""`in_segment` references: which ids must exist, cycles, and the order to decide segments in.
+"""`in_segment` references: where a rule names a segment, and the order to decide segments in.
 
 A segment that uses another must be decided after it, in the same pass, so
 that a change of the inner membership reaches the outer one in the same
-commit; that needs the references to form no cycle.
+commit. References cannot form a cycle: a rule may only name segments that
+exist when it is created (the catalog checks that under its lock, a 422
+naming the node otherwise), ids are assigned at creation and rules never
+change afterwards, so no existing segment can come to use a newer one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
 
-from stream.rules.evaluate import referenced_segments
-from stream.rules.model import All, AnyOf, InSegment, Node, Not, RuleError
-
-
-def check_references(rule: Node | None, known: Set[str], uses: Mapping[str, Set[str]],
-                     own_id: str | None = None, path: str = "rule") -> None:
-    """Raises RuleError (a 422) for an unknown id, or for an id whose own references lead back.
-
-    `uses` maps each existing segment to the segments its rule names."""
-    for sid in sorted(referenced_segments(rule)):
-        if sid not in known:
-            raise RuleError(reference_path(rule, sid, path), f"unknown segment {sid!r}")
-        if own_id is not None and _reaches(sid, own_id, uses):
-            raise RuleError(reference_path(rule, sid, path), f"segment {sid!r} uses this segment: a cycle")
+from stream.rules.model import All, AnyOf, InSegment, Node, Not
 
 
 def reference_path(node: Node | None, sid: str, path: str = "rule") -> str:
@@ -37,19 +27,6 @@ def reference_path(node: Node | None, sid: str, path: str = "rule") -> str:
     if isinstance(node, Not):
         return reference_path(node.child, sid, f"{path}.not")
     return ""
-
-
-def _reaches(start: str, target: str, uses: Mapping[str, Set[str]]) -> bool:
-    seen: set[str] = set()
-    stack = [start]
-    while stack:
-        sid = stack.pop()
-        if sid == target:
-            return True
-        if sid not in seen:
-            seen.add(sid)
-            stack.extend(uses.get(sid, ()))
-    return False
 
 
 def dependency_order(uses: Mapping[str, Set[str]]) -> dict[str, int]:
