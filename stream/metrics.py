@@ -124,10 +124,18 @@ EVENT_TIME_LAG: Final = Gauge(
 )
 CONSUMER_LAG: Final = Gauge(
     "stream_consumer_lag_messages",
-    "Messages between a partition's high watermark and this worker's position; remove the series "
+    "Messages between a partition's high watermark and this worker's position; the series goes "
     "when the partition is revoked.",
     ["topic", "partition"],
 )
+
+
+def forget_consumer_lag(topic: str, partition: int) -> None:
+    """Drops a revoked partition's lag series (a no-op if this worker never reported it)."""
+    try:
+        CONSUMER_LAG.remove(topic, str(partition))
+    except KeyError:
+        pass
 BATCH_SIZE: Final = Histogram(
     "stream_batch_size",
     "Events per batch taken from the stream; small batches under load mean the hot path is starved.",

@@ -191,6 +191,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         engine().resume.revoke(tp.partition for tp in revoked if tp.topic == settings.topic_events)
+        for tp in revoked:  # another worker reports it now; a frozen value here would double the sum
+            metrics.forget_consumer_lag(tp.topic, tp.partition)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:

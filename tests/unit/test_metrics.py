@@ -169,3 +169,10 @@ def test_build_info_carries_the_package_version() -> None:
     metrics.set_build_info()
     text = metrics.render()[0].decode()
     assert re.search(rf'^stream_build_info\{{[^}}]*version="{re.escape(stream.__version__)}"', text, re.M)
+
+
+def test_a_revoked_partition_stops_reporting_lag() -> None:
+    metrics.CONSUMER_LAG.labels("events", "7").set(42)
+    metrics.forget_consumer_lag("events", 7)
+    metrics.forget_consumer_lag("events", 7)  # never reported (or already gone): no error
+    assert 'partition="7"' not in metrics.render()[0].decode()
