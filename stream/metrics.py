@@ -12,6 +12,7 @@ partitions, outcomes, reasons, segment ids, route templates).
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from typing import Final
 
@@ -132,10 +133,10 @@ CONSUMER_LAG: Final = Gauge(
 
 def forget_consumer_lag(topic: str, partition: int) -> None:
     """Drops a revoked partition's lag series (a no-op if this worker never reported it)."""
-    try:
+    with contextlib.suppress(KeyError):
         CONSUMER_LAG.remove(topic, str(partition))
-    except KeyError:
-        pass
+
+
 BATCH_SIZE: Final = Histogram(
     "stream_batch_size",
     "Events per batch taken from the stream; small batches under load mean the hot path is starved.",
