@@ -33,13 +33,20 @@ RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 WATCHED = {"StreamDependencyDown", "StreamWorkerDown", "StreamNoWorkerUp", "StreamApiDown", "StreamRebuildRequired"}
 
 
+class Starting(Exception):
+    """Prometheus answered 503 ("Service Unavailable"): still loading its storage and rules."""
+
+
 class Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url
 
     async def get(self, path: str, **params: str) -> Any:
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
-            body = (await client.get(path, params=params)).json()
+            response = await client.get(path, params=params)
+        if response.status_code == 503:
+            raise Starting(response.text)
+        body = response.json()
         assert body["status"] == "success", body
         return body["data"]
 
@@ -97,7 +104,7 @@ async def test_alerts_follow_real_faults(settings_factory: Callable[..., Setting
     async def rules_loaded() -> bool:
         try:
             groups = (await prom.get("/api/v1/rules"))["groups"]
-        except httpx.TransportError:
+        except (httpx.TransportError, Starting):
             return False
         return len({r["name"] for g in groups for r in g["rules"]}) >= len(WATCHED)
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -30,6 +31,16 @@ from tests.integration.scenario import Scenario, expected_members, read_topic
 pytestmark = pytest.mark.integration
 
 DAYS = 3
+
+
+SLACK_MS = 15_000
+
+
+def moved_by_time(sc: Scenario, ruled: dict[str, tuple[str, int, dict[str, Any]]], t0: int,
+                  t1: int) -> dict[str, set[str]]:
+    """Per segment, the users whose oracle membership differs between t0 and t1 (time alone)."""
+    at0, at1 = expected_members(sc, ruled, t0), expected_members(sc, ruled, t1)
+    return {sid: at0[sid] ^ at1[sid] for sid in ruled}
 
 
 async def snapshot(redis: Redis, keys: Keys, sids: list[str]) -> dict[str, tuple[set[str], dict[str, int]]]:
@@ -76,16 +87,21 @@ async def test_demo_history_is_exact_and_a_worker_started_after_it_changes_nothi
     events = [(r.key.decode(), r.value) for r in await read_topic(settings, settings.topic_events)]
     profiles = [(r.key.decode(), r.value) for r in await read_topic(settings, settings.topic_profiles)]
     assert len(profiles) == 300 and len(events) > 300 * DAYS
-    want = expected_members(Scenario(events=events, profiles=profiles), ruled, now_ms)
+    sc = Scenario(events=events, profiles=profiles)
+    want = expected_members(sc, ruled, now_ms)
     before = await snapshot(redis, keys, sorted(definitions))
-    assert {sid: before[sid][0] for sid in ruled} == want
+    # The demo fired its last timers an instant before it exited; a window edge falling since then
+    # (an hour-long rule has dozens an hour) is not the demo's to apply, so those users are excused.
+    late = moved_by_time(sc, ruled, now_ms - SLACK_MS, now_ms)
+    for sid in ruled:
+        assert before[sid][0] ^ want[sid] <= late[sid], sid
     assert any(want.values())
 
     # The trend has a point for every full day since creation, moved by the engine on those days.
     lively = 0
     for sid in ruled:
         counters, size = await read_trend(redis, keys, sid)
-        assert size == len(want[sid])
+        assert size == len(before[sid][0])
         points, today = build_trend(counters, size, start.date(), datetime.now(UTC).date())
         assert [p.date for p in points] == [(start.date() + timedelta(days=d)).isoformat() for d in range(1, DAYS)]
         assert today.size == size
@@ -96,4 +112,10 @@ async def test_demo_history_is_exact_and_a_worker_started_after_it_changes_nothi
     # A worker started afterwards skips what the demo applied: nothing moves.
     await start_worker(settings)
     await eventually(lambda: caught_up(settings), timeout=120, interval=0.5, what="the worker to catch up")
-    assert await snapshot(redis, keys, sorted(definitions)) == before
+    after = await snapshot(redis, keys, sorted(definitions))
+    # Only the worker's own timers may have moved anyone since: users whose window edge came meanwhile.
+    moved = moved_by_time(sc, ruled, now_ms - SLACK_MS, int(time.time() * 1000))
+    for sid in sorted(definitions):
+        assert after[sid][0] ^ before[sid][0] <= moved.get(sid, set()), sid
+        if not moved.get(sid):
+            assert after[sid] == before[sid], sid
