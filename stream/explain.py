@@ -13,7 +13,6 @@ so "leaves on …" is the instant the worker's timer will move the user.
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime
 from typing import Any
 
 from stream.membership import UserState, aggregates_for
@@ -30,6 +29,7 @@ from stream.rules import (
     SequenceCond,
     compare,
     describe,
+    iso_ms,
     measure,
     next_change_ms,
     reachability,
@@ -38,10 +38,6 @@ from stream.segments import Segment, SegmentIndex
 
 MAX_STEPS = 10_000
 """Change points looked at before giving up on a flip (each is one decision of the closure)."""
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def explain_user(user: UserState, seg: Segment, index: SegmentIndex, now_ms: int) -> dict[str, Any]:
@@ -56,7 +52,7 @@ def explain_user(user: UserState, seg: Segment, index: SegmentIndex, now_ms: int
     walker = _Walker(user, seg, members, now_ms, names)
     tree = walker.node(seg.rule)
     flip = _next_flip(user, seg, closure, index, now_ms, bool(tree["value"]))
-    return {"member": member, "matches": tree["value"], "next_change_at": None if flip is None else iso(flip),
+    return {"member": member, "matches": tree["value"], "next_change_at": None if flip is None else iso_ms(flip),
             "rule": tree}
 
 
@@ -141,7 +137,7 @@ class _Walker:
         out: dict[str, Any] = {"count": m.count, "window": _window(cond.bounds, self.now_ms)}
         if isinstance(cond, SequenceCond):
             out["value"] = m.count > 0
-            out["found"] = None if m.found is None else [iso(t) for t in m.found]
+            out["found"] = None if m.found is None else [iso_ms(t) for t in m.found]
             return out
         value = compare(cond.count.op, m.count, cond.count.value)
         for test, got in zip(cond.tests, m.values, strict=True):
@@ -161,7 +157,7 @@ def _window(bounds: Bounds, now_ms: int) -> dict[str, str | None]:
     lower = [b for b in (bounds.from_ms, None if bounds.within_ms is None else now_ms - bounds.within_ms)
              if b is not None]
     upper = [b for b in (bounds.to_ms, now_ms - bounds.before_ms if bounds.moving else None) if b is not None]
-    return {"from": iso(max(lower)) if lower else None, "to": iso(min(upper)) if upper else None}
+    return {"from": iso_ms(max(lower)) if lower else None, "to": iso_ms(min(upper)) if upper else None}
 
 
 def _type(n: Node) -> str:

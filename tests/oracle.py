@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from stream.rules.model import (
     AggTest,
@@ -294,6 +294,15 @@ def _candidates(node: Node, history: History) -> set[int]:
     return out
 
 
+def _changes(node: Node, profile: Mapping[str, Value], subscriptions: Mapping[str, bool], history: History,
+             member_of: MemberOf, after_ms: int, until_ms: int | None) -> Iterator[tuple[int, bool]]:
+    """(t, membership from t on) at each candidate in (after_ms, until_ms] where it differs from t - 1."""
+    for t in sorted(c for c in _candidates(node, history) if after_ms < c and (until_ms is None or c <= until_ms)):
+        at = _holds(node, profile, subscriptions, history, t, member_of)
+        if _holds(node, profile, subscriptions, history, t - 1, member_of) != at:
+            yield t, at
+
+
 def oracle_changes(
     node: Node,
     *,
@@ -314,13 +323,7 @@ def oracle_changes(
     candidate c finds every change and nothing else.
     """
     history = _history(kind, created_at_ms, events)
-    changes = []
-    for t in sorted(c for c in _candidates(node, history) if start_ms < c <= end_ms):
-        before = _holds(node, profile, subscriptions, history, t - 1, member_of)
-        at = _holds(node, profile, subscriptions, history, t, member_of)
-        if before != at:
-            changes.append((t, at))
-    return changes
+    return list(_changes(node, profile, subscriptions, history, member_of, start_ms, end_ms))
 
 
 def oracle_next_change(
@@ -338,8 +341,5 @@ def oracle_next_change(
     """The first instant after now_ms (up to until_ms; None: no limit) where membership changes
     with no new event, or None when it never does."""
     history = _history(kind, created_at_ms, events)
-    for t in sorted(c for c in _candidates(node, history) if now_ms < c and (until_ms is None or c <= until_ms)):
-        before = _holds(node, profile, subscriptions, history, t - 1, member_of)
-        if before != _holds(node, profile, subscriptions, history, t, member_of):
-            return t
-    return None
+    found = next(_changes(node, profile, subscriptions, history, member_of, now_ms, until_ms), None)
+    return None if found is None else found[0]

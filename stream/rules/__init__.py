@@ -65,7 +65,7 @@ from stream.rules.model import (
 from stream.rules.ops import compare
 from stream.rules.parse import MAX_DEPTH, parse_rule
 from stream.rules.references import dependency_order, reference_path
-from stream.rules.segment import MAX_NAME_LENGTH, parse_segment, rule_to_json
+from stream.rules.segment import MAX_NAME_LENGTH, iso_ms, parse_segment, rule_to_json
 from stream.rules.storage import aggregates_from_json, aggregates_to_json
 from stream.rules.summary import describe
 
@@ -119,6 +119,7 @@ __all__ = [
     "event_matches",
     "fold",
     "holds",
+    "iso_ms",
     "measure",
     "merge",
     "new_aggregate",

@@ -74,7 +74,8 @@ def _duration_json(d: Duration) -> dict[str, object]:
     return {d.unit: _number(d.amount)}
 
 
-def _iso(ms: int) -> str:
+def iso_ms(ms: int) -> str:
+    """An instant as the API writes instants: UTC, milliseconds, `Z`."""
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -88,9 +89,9 @@ def _bounds_json(b: Bounds, out: dict[str, object]) -> None:
     if b.before is not None:
         out["before"] = _duration_json(b.before)
     if b.from_ms is not None:
-        out["from"] = _iso(b.from_ms)
+        out["from"] = iso_ms(b.from_ms)
     if b.to_ms is not None:
-        out["to"] = _iso(b.to_ms)
+        out["to"] = iso_ms(b.to_ms)
 
 
 def _event_json(e: EventCond) -> dict[str, object]:

@@ -100,6 +100,7 @@ def _row(row: object, index: int, cond: Stateful | None) -> Aggregate:
     entries: list[Entry] = []
     ts = 0
     plain = width == 2 and not extra
+    masks = cond is not None and _is_mask(cond)  # a sequence's second column is an int, not a float
     for j in range(0, len(body), width):
         step = body[j]
         if type(step) is not int or (j and step < 0):
@@ -109,7 +110,7 @@ def _row(row: object, index: int, cond: Stateful | None) -> Aggregate:
         if plain:
             if type(cells[0]) not in _NUMBER:
                 raise ValueError(f"aggregates[{index}]: expected a number after each timestamp")
-            entries.append((ts, float(cells[0]) if cond is None or not _is_mask(cond) else int(cells[0])))
+            entries.append((ts, int(cells[0]) if masks else float(cells[0])))
             continue
         if not all(type(c) in _CELL for c in cells):
             raise ValueError(f"aggregates[{index}]: unexpected cell")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from stream.explain import explain_user, iso
+from stream.explain import explain_user
 from stream.ingest import Event
 from stream.membership import UserState, apply_event, reevaluate
+from stream.rules import iso_ms as iso
 from stream.rules import parse_rule
 from stream.segments import SegmentIndex, make_segment
 

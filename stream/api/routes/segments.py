@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
@@ -13,7 +12,15 @@ from stream.api.auth import READ, WRITE
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import SegmentCreated, SegmentDetail, SegmentList, SegmentOut, SegmentPatch, errors
 from stream.control.catalog import InUse, Missing
-from stream.rules import RuleError, describe, parse_segment, reference_path, referenced_segments, rule_to_json
+from stream.rules import (
+    RuleError,
+    describe,
+    iso_ms,
+    parse_segment,
+    reference_path,
+    referenced_segments,
+    rule_to_json,
+)
 from stream.segments import Segment
 from stream.state.jobs import JobKind
 
@@ -24,8 +31,7 @@ CREATE_EXAMPLE = {"name": "Pune shoppers", "kind": "live",
                   "rule": {"profile": {"prop": "city", "op": "eq", "value": "Pune"}}}
 
 
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso = iso_ms  # the one formatter of instants (stream.rules); the other routes import it from here
 
 
 def segment_body(seg: Segment) -> dict[str, Any]:
