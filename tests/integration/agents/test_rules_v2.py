@@ -9,7 +9,6 @@ span, abandoned cart, from/to, and two levels of `in_segment`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -196,17 +195,23 @@ async def test_time_alone_moves_every_new_condition_within_five_seconds(
         start_worker: Callable[[Settings], Awaitable[Proc]]) -> None:
     settings, keys = topics, Keys(topics.key_prefix)
     await start_worker(settings)
+    jobs = JobStore(redis, keys)
     segs: dict[str, str] = {}
+    backfills: list[str | None] = []
     for label, rule in {"viewed_30m": RULES["viewed_30m"], "cart": CART,
                         "seq_1h": {"sequence": {"steps": [{"name": "A"}, {"name": "B"}], "within": {"hours": 1}}},
                         "lapsed": RULES["lapsed"]}.items():
-        seg, _ = await core.catalog.create_segment(parse_segment({"name": label, "kind": "past_behavior",
-                                                                  "rule": rule}))
+        seg, job = await core.catalog.create_segment(parse_segment({"name": label, "kind": "past_behavior",
+                                                                    "rule": rule}))
         segs[label] = seg.id
-    outer, _ = await core.catalog.create_segment(parse_segment(
+        backfills.append(job)
+    outer, job = await core.catalog.create_segment(parse_segment(
         {"name": "outer", "kind": "past_behavior", "rule": {"in_segment": segs["cart"]}}))
     segs["outer"] = outer.id
-    await asyncio.sleep(2.5)  # the handover grace: later events are applied live, not by the backfill
+    # A backfill ends only after its handover: the events below are applied live, as they come.
+    for job_id in [*backfills, job]:
+        assert job_id is not None
+        await eventually(lambda j=job_id: _job_done(jobs, j), timeout=60, what="the creation backfills")
     now = int(time.time() * 1000)
     due = now + 8000
     # (user, events, segment, entering?) -- each changes at `due` with no event then.
