@@ -242,6 +242,35 @@ def next_due_ms(user: UserState, index: SegmentIndex, now_ms: int) -> int | None
     return due
 
 
+MAX_REPLAYED_CHANGES = 1000  # per user and touch; the rest waits for the next one
+
+
+def replay_due(user: UserState, index: SegmentIndex, first_due_ms: int | None, now_ms: int) -> list[Transition]:
+    """Applies every window change that fell due by `now_ms`, each at its own instant, then
+    decides the user's windowed segments at `now_ms`; returns the transitions of the replay.
+
+    Every touch runs this first, not only the timer: a user touched between a due
+    instant and the timer round that would apply it (an event within the timer
+    interval, or a job, an upload) would otherwise have its next due recomputed
+    from now by `update_due`, and a change point no one applied would be lost (the
+    demo's hour-long timer rounds lost abandoned-cart entries and exits this way).
+    Each change is dated when the window moved rather than when it was noticed, so
+    the trend stays right across downtime.
+    """
+    if first_due_ms is None or first_due_ms > now_ms:
+        return []
+    sids = (set(user.stored_aggs) | set(user.aggs)) & index.ruled
+    found: list[Transition] = []
+    at: int | None = first_due_ms
+    steps = 0
+    while at is not None and at <= now_ms and steps < MAX_REPLAYED_CHANGES:
+        found += reevaluate(user, index, sids, at)
+        at = next_due_ms(user, index, at)
+        steps += 1
+    reevaluate(user, index, sids, now_ms)
+    return found
+
+
 def update_due(user: UserState, index: SegmentIndex, now_ms: int) -> int | None:
     """Keeps `due_ms` right while decoding only the segments this touch decoded anyway.
 

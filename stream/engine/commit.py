@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from aiokafka.partitioner import murmur2
 
 from stream import metrics
-from stream.membership import ENTER, EXIT, Transition, UserState, update_due
+from stream.membership import ENTER, EXIT, Transition, UserState, forget_segments, replay_due, update_due
 from stream.outputs import ChangelogRecord, Outputs
 from stream.segments import SegmentIndex
 from stream.state.segments import MemberChange
@@ -92,6 +92,10 @@ class Committer:
                     pending.pop(user.user_id)
                     continue
                 before = identities(user)
+                forget_segments(user, index.segments.keys())
+                if user.due_known:  # window changes no timer applied yet go first, at their instants
+                    found = replay_due(user, index, user.due_ms, now)
+                    metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
                 outs = work(user, index)
                 update_due(user, index, now)
                 batch.append((user, before, outs))

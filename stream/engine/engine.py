@@ -30,8 +30,8 @@ from stream.membership import (
     apply_event,
     apply_profile,
     forget_segments,
-    next_due_ms,
     reevaluate,
+    replay_due,
 )
 from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
@@ -39,7 +39,6 @@ from stream.state.resp import RedisRestarted
 from stream.state.store import EngineStore
 from stream.state.users import Lookup
 
-MAX_REPLAYED_CHANGES = 1000  # per user per tick; the rest waits for the next tick
 Item = tuple[Message, Event | ProfileUpdate]
 
 
@@ -224,19 +223,11 @@ class Engine:
                 return 0
 
             def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
-                forget_segments(user, idx.segments.keys())
-                sids = (set(user.stored_aggs) | set(user.aggs)) & idx.ruled
-                # Replays every window change that fell due, each dated when the window
-                # moved rather than when a (possibly restarted) worker noticed, so the
-                # trend stays right across downtime.
-                at: int | None = due_at[user.user_id]
-                steps = 0
-                while at is not None and at <= now and steps < MAX_REPLAYED_CHANGES:
-                    found = reevaluate(user, idx, sids, at)
+                # The committer replayed the changes due by the user's stored `n`; a hash
+                # written before `n` existed has only the timer's score to go by.
+                if not user.due_known:
+                    found = replay_due(user, idx, due_at[user.user_id], now)
                     metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
-                    at = next_due_ms(user, idx, at)
-                    steps += 1
-                reevaluate(user, idx, sids, now)
                 return []
 
             await self.committer.run([Lookup(uid) for uid in partition_of], partition_of, work, index, now)
