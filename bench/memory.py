@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from redis.asyncio import Redis
+from stream.state.client import RedisClient
 
 TAG = re.compile(r"\{[^}]*\}")
 
@@ -19,7 +19,7 @@ def family(key: str, prefix: str) -> str:
     return TAG.sub("{}", key[len(prefix):])
 
 
-async def by_family(redis: Redis, prefix: str, batch: int = 2000) -> dict[str, int]:
+async def by_family(redis: RedisClient, prefix: str, batch: int = 2000) -> dict[str, int]:
     sizes: Counter[str] = Counter()
     keys: list[str] = []
 

@@ -34,6 +34,7 @@ from stream.config import Settings
 from stream.generate import Workload, produce
 from stream.kafkaio.topics import create_topics
 from stream.rules import parse_segment
+from stream.state.client import RedisClient
 from stream.state.heartbeats import read_heartbeats
 from stream.state.jobs import JobStore
 from stream.state.keys import Keys
@@ -75,9 +76,10 @@ class Run:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
 
-def bench_settings(kafka: str, redis_url: str, partitions: int) -> Settings:
+def bench_settings(kafka: str, redis_url: str, partitions: int, cluster: bool = False) -> Settings:
     tag = uuid.uuid4().hex[:8]
-    return Settings(app_id=f"bench-{tag}", kafka_bootstrap=kafka, redis_url=redis_url, key_prefix=f"b{tag}:",
+    return Settings(app_id=f"bench-{tag}", kafka_bootstrap=kafka, redis_url=redis_url, redis_cluster=cluster,
+                    key_prefix=f"b{tag}:",
                     topic_events=f"bench-events-{tag}", topic_profiles=f"bench-profiles-{tag}",
                     topic_changes=f"bench-changes-{tag}", topic_dlq=f"bench-dlq-{tag}",
                     topic_audit=f"bench-audit-{tag}", topic_control=f"bench-control-{tag}",
@@ -171,21 +173,8 @@ async def drain_rate(settings: Settings, group: str, topics: list[str], proc: su
 async def changelog_bytes(settings: Settings, result: dict[str, Any]) -> dict[str, float]:
     """Kafka bytes the user changelog took (key + value of every record written so far, before
     compaction) per input message the worker applied, so the note can say what durability costs."""
-    topics = [settings.topic_events, settings.topic_profiles]
-    applied = await end_total(settings, topics)
-    consumer = AIOKafkaConsumer(settings.topic_changelog, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(settings.topic_changelog, p) for p in range(settings.partitions)]
-        end = sum((await consumer.end_offsets(tps)).values())
-        records = size = 0
-        while records < end:
-            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
-                records += len(batch)
-                size += sum(len(m.key or b"") + len(m.value or b"") for m in batch)
-    finally:
-        await consumer.stop()
+    applied = await end_total(settings, [settings.topic_events, settings.topic_profiles])
+    records, size = await topic_bytes(settings, settings.topic_changelog)
     return {"changelog_records_per_input": records / max(applied, 1),
             "changelog_bytes_per_input": size / max(applied, 1)}
 
@@ -247,7 +236,7 @@ async def backfills_done(jobs: JobStore, proc: subprocess.Popen[bytes], limit_s:
         await asyncio.sleep(0.2)
 
 
-async def both_hold_partitions(redis: Redis, keys: Keys, partitions: int, proc: subprocess.Popen[bytes],
+async def both_hold_partitions(redis: RedisClient, keys: Keys, partitions: int, proc: subprocess.Popen[bytes],
                                 limit_s: float = 120) -> None:
     """Waits until two workers' heartbeats split every partition between them (the rebalance is over)."""
     deadline = time.monotonic() + limit_s
@@ -259,6 +248,77 @@ async def both_hold_partitions(redis: Redis, keys: Keys, partitions: int, proc: 
             return
         await asyncio.sleep(0.5)
     raise TimeoutError("two workers did not share the partitions")
+
+
+async def known_users_rate(settings: Settings, workload: Workload, proc: subprocess.Popen[bytes],
+                           seed_offset: int, costs: dict[str, float] | None = None,
+                           redis: RedisClient | None = None) -> float:
+    """Half the workload's events again, from users the worker already knows (no first touch).
+    With `costs` (and a single-node `redis`), also what each of those events cost (`resource_costs`)."""
+    again = Workload(seed=workload.seed + seed_offset, users=workload.users, events=workload.events // 2,
+                     live_share=1.0)
+    before = await resource_snapshot(settings, proc, redis) if costs is not None else {}
+    producing = asyncio.create_task(produce(settings, again, progress=False, profiles=False))
+    rate = (await drain_rate(settings, settings.app_id, [settings.topic_events], proc, limit_s=1800,
+                             wait_for=producing)).rate
+    if costs is not None:
+        after = await resource_snapshot(settings, proc, redis)
+        costs.update({k: (after[k] - before[k]) / again.events for k in after})
+    return rate
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def resource_snapshot(settings: Settings, proc: subprocess.Popen[bytes],
+                            redis: RedisClient | None) -> dict[str, float]:
+    """Counters whose growth over a phase, per event, feeds the capacity model (docs/SCALING.md):
+    the worker's CPU, Redis's commands, network bytes and CPU, and the bytes the worker wrote to
+    Kafka (user changelog, trend changelog, segment changes)."""
+    out = {"worker_cpu_s": cpu_seconds(proc.pid)}
+    if redis is not None:
+        stats, cpu = await redis.info("stats"), await redis.info("cpu")
+        out.update(redis_commands=float(stats["total_commands_processed"]),
+                   redis_net_in_bytes=float(stats["total_net_input_bytes"]),
+                   redis_net_out_bytes=float(stats["total_net_output_bytes"]),
+                   redis_cpu_s=float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))
+    out["kafka_out_bytes"] = float(sum([(await topic_bytes(settings, t))[1] for t in (
+        settings.topic_changelog, settings.topic_trend_changelog, settings.topic_changes)]))
+    return out
+
+
+async def topic_bytes(settings: Settings, topic: str) -> tuple[int, int]:
+    """Records in a topic so far, and their key + value bytes."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        end = sum((await consumer.end_offsets(tps)).values())
+        records = size = 0
+        while records < end:
+            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
+                records += len(batch)
+                size += sum(len(m.key or b"") + len(m.value or b"") for m in batch)
+        return records, size
+    finally:
+        await consumer.stop()
+
+
+async def two_workers_rate(settings: Settings, redis: RedisClient, workload: Workload,
+                           proc: subprocess.Popen[bytes], log: Path) -> float:
+    """Scale-out on this machine: a second worker joins the group (the machine has 2 cores), and
+    once the two share the partitions, the known-user workload again."""
+    second = start([sys.executable, "-m", "stream.cli", "worker"],
+                   env_for(settings.model_copy(update={"worker_web_port": _free_port()})), log)
+    try:
+        await both_hold_partitions(redis, Keys(settings.key_prefix), settings.partitions, second)
+        return await known_users_rate(settings, workload, proc, seed_offset=3)
+    finally:
+        stop(second)
 
 
 async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, partitions: int,
@@ -285,6 +345,8 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
         result["redis_bytes_per_user"] = (used - mem_before) / workload.users
         result["redis_by_family"] = await memory.by_family(redis, settings.key_prefix)
         result["ceiling"] = (await ceiling(settings, settings.topic_events)).rate
+        records, size = await topic_bytes(settings, settings.topic_events)
+        result["input_bytes_per_event"] = size / max(records, 1)
         # Latency at half the measured maximum: live events, produced at a steady rate.
         rate = max(50.0, run.rate / 2)
         before = scrape_histogram(settings.worker_web_port, "stream_end_to_end_latency_seconds")
@@ -297,23 +359,12 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
         result["latency_p50"] = quantile(before, after, 0.50)
         result["latency_p99"] = quantile(before, after, 0.99)
         # Known users only: the first pass paid every user's first touch (all 20 rules evaluated).
-        again = Workload(seed=workload.seed + 2, users=workload.users, events=workload.events // 2, live_share=1.0)
-        producing = asyncio.create_task(produce(settings, again, progress=False, profiles=False))
-        result["pipeline_known_users"] = (await drain_rate(settings, settings.app_id, [settings.topic_events], proc,
-                                                           limit_s=1800, wait_for=producing)).rate
-        # Scale-out on this machine: a second worker joins the group (the machine has 2 cores).
-        second = start([sys.executable, "-m", "stream.cli", "worker"],
-                       env_for(settings.model_copy(update={"worker_web_port": _free_port()})),
-                       log_dir / "pipeline-worker-2.log")
-        try:
-            await both_hold_partitions(redis, keys, settings.partitions, second)
-            more = Workload(seed=workload.seed + 3, users=workload.users, events=workload.events // 2,
-                            live_share=1.0)
-            producing = asyncio.create_task(produce(settings, more, progress=False, profiles=False))
-            result["pipeline_two_workers"] = (await drain_rate(
-                settings, settings.app_id, [settings.topic_events], proc, limit_s=1800, wait_for=producing)).rate
-        finally:
-            stop(second)
+        costs: dict[str, float] = {}
+        result["pipeline_known_users"] = await known_users_rate(settings, workload, proc, seed_offset=2,
+                                                                costs=costs, redis=redis)
+        result["per_event"] = costs
+        result["pipeline_two_workers"] = await two_workers_rate(settings, redis, workload, proc,
+                                                                log_dir / "pipeline-worker-2.log")
         result.update(await changelog_bytes(settings, result))
         # The durability mechanism's cost: the same known-user workload with the changelog off
         # (resume points and outbox stay: they are Redis writes of a few bytes per batch and user).

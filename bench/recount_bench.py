@@ -68,7 +68,7 @@ async def redis_py_scan(core: Core, partitions: int) -> float:
             cursor, chunk = await core.redis.sscan(core.keys.known(p), cursor, count=CHUNK)
             pipe = core.redis.pipeline(transaction=False)
             for uid in chunk:
-                pipe.hgetall(core.keys.user(uid))
+                pipe.hgetall(core.keys.user(str(uid)))
             await pipe.execute()
             if cursor == 0:
                 break

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import estimate_latency, export_bench, rebuild_bench, recount_bench, rules_bench
+from bench import capacity, cluster_bench, estimate_latency, export_bench, rebuild_bench, recount_bench, rules_bench
 from bench.pipeline import pipeline_and_latency
 from stream.generate import Workload
 
@@ -34,6 +34,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
     started = time.time()
     pipe = await pipeline_and_latency(kafka, redis_url, Workload(seed=9, users=size["users"], events=size["events"]),
                                       partitions=8, latency_seconds=size["latency_s"])
+    clu = await cluster_bench.run(kafka, Workload(seed=9, users=size["users"], events=size["events"]), partitions=8)
     est = await estimate_latency.run(redis_url, size["estimate"], calls=300 if quick else 1000)
     rec = await recount_bench.run(redis_url, size["recount"])
     exp = await export_bench.run(redis_url, kafka, size["export"])
@@ -44,6 +45,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "started_at": started,
         "sizes": size,
         "pipeline": pipe,
+        "cluster": clu,
         "estimate": est,
         "recount": rec,
         "export": exp,
@@ -55,6 +57,9 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "faust_floor_msgs_per_s": pipe["faust_floor"],
         "pipeline_over_faust_floor": pipe["pipeline"] / pipe["faust_floor"],
         "two_workers_over_one": pipe["pipeline_two_workers"] / pipe["pipeline_known_users"],
+        "cluster_two_workers_over_one": clu["two_workers_over_one"],
+        "cluster_over_single_known_users": clu["known_users"] / pipe["pipeline_known_users"],
+        "cluster_redis_bytes_per_user": clu["redis_bytes_per_user"],
         "latency_p99_s": pipe["latency_p99"],
         "estimate_p99_ms": est["p99_ms"],
         "recount_over_scan": rec["recount_over_scan"],
@@ -62,6 +67,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "redis_bytes_per_user": pipe["redis_bytes_per_user"],
         "rebuild_users_per_s": reb["users_per_s"],
         "heavy_user_cost_ratio": rules["heavy"]["heavy_user_cost_ratio"],
+        "per_event": pipe["per_event"],
         "ratios": {
             "pipeline_over_ceiling": pipe["pipeline"] / pipe["ceiling"],
             "pipeline_over_baseline": pipe["pipeline"] / pipe["baseline"],
@@ -103,8 +109,20 @@ def table(r: dict[str, Any]) -> str:
         (f"8 stream rebuild, {rb['users']:,} users", f"{rb['rebuild_s']:.1f} s ({rb['users_per_s']:,.0f} users/s)",
          f"{rb['memberships']:,} memberships back exactly"),
     ]
+    c = r["cluster"]
+    rows += [
+        ("9 Redis Cluster (3 masters + 3 replicas)", f"{c['first_touch']:,.0f} msg/s",
+         f"first touch, 20 live segments; single Redis {p['pipeline']:,.0f} msg/s"),
+        ("  cluster, known users, 1 worker", f"{c['known_users']:,.0f} msg/s",
+         f"{c['known_users'] / p['pipeline_known_users']:.2f}x the single Redis's {p['pipeline_known_users']:,.0f}"),
+        ("  cluster, known users, 2 workers", f"{c['two_workers']:,.0f} msg/s",
+         f"{c['two_workers_over_one']:.2f}x one worker (single Redis: "
+         f"{p['pipeline_two_workers'] / p['pipeline_known_users']:.2f}x)"),
+        ("  cluster, Redis memory per user", f"{c['redis_bytes_per_user']:,.0f} B on masters",
+         f"+{c['replica_bytes_per_user']:,.0f} B on replicas; single Redis {p['redis_bytes_per_user']:,.0f} B"),
+    ]
     h = r["rules"]["heavy"]
-    rows.append((f"9 heavy user: {h['heavy_events_in_window']:,} events in a windowed sum",
+    rows.append((f"10 heavy user: {h['heavy_events_in_window']:,} events in a windowed sum",
                  f"{h['heavy_us_per_event']:,.0f} us/event vs light {h['light_us_per_event']:,.0f}",
                  f"{h['heavy_user_cost_ratio']:.1f}x a light user (target <= 3x); "
                  f"state {h['heavy_state_bytes']:,} B"))
@@ -133,6 +151,8 @@ def main() -> None:
     result = asyncio.run(run(args.kafka, args.redis_url, args.quick))
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(table(result))
+    print("capacity model (bench/capacity.py, docs/SCALING.md):")
+    print(capacity.table(capacity.Costs.from_results(result)))
     print(f"written to {args.out}")
 
 

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) -> None:
+    """Also starts its own Redis Cluster (STREAM_BENCH_REDIS_CLUSTER_PORT, 28001..28006 by default)."""
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--kafka", services[0], "--redis-url", services[1],
@@ -37,4 +38,10 @@ def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) 
     assert all(us > 0 for us in rules["us_per_event"].values())
     assert result["heavy_user_cost_ratio"] == rules["heavy"]["heavy_user_cost_ratio"] > 0
     assert rules["heavy"]["heavy_state_bytes"] > rules["heavy"]["heavy_events_in_window"]  # the window is stored
+    cluster = result["cluster"]
+    assert cluster["first_touch"] > 0 and cluster["known_users"] > 0 and cluster["two_workers"] > 0
+    assert cluster["redis_bytes_per_user"] > 0 and cluster["replica_bytes_per_user"] > 0
+    assert cluster["redis_by_family"]["u:{}"] > 0, "the cluster's families are read from every master"
+    assert result["cluster_two_workers_over_one"] == cluster["two_workers"] / cluster["known_users"]
+    assert "Redis Cluster" in proc.stdout
     assert "pipeline is" in proc.stdout and "of ceiling" in proc.stdout
