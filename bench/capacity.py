@@ -43,16 +43,31 @@ class Costs:
     redis_net_bytes: float  # per event, in + out
     kafka_out_bytes: float  # per event, written by the worker
     input_bytes: float  # per event message
-    redis_bytes_per_user: float  # cluster masters when measured, else single Redis
+    redis_bytes_per_user: float  # growth per user: cluster masters when measured, else single Redis
 
     @classmethod
     def from_results(cls, r: dict[str, Any]) -> Costs:
         e, p = r["pipeline"]["per_event"], r["pipeline"]
-        per_user = r.get("cluster", {}).get("redis_bytes_per_user") or p["redis_bytes_per_user"]
+        measured = r.get("cluster", {})
+        if not measured.get("redis_bytes_per_user"):
+            measured = p
+        per_user = measured["redis_bytes_per_user"] * scaling_share(measured["redis_by_family"])
         return cls(worker_cpu_s=e["worker_cpu_s"], redis_cpu_s=e["redis_cpu_s"], redis_commands=e["redis_commands"],
                    redis_net_bytes=e["redis_net_in_bytes"] + e["redis_net_out_bytes"],
                    kafka_out_bytes=e["kafka_out_bytes"], input_bytes=p["input_bytes_per_event"],
                    redis_bytes_per_user=per_user)
+
+
+# Key families that do not grow with users: a segment's sample stops at 2K entries, its definition,
+# trend and job keys are per segment. At bench sizes they are a large share of "bytes per user".
+PER_SEGMENT_FAMILIES = ("sk:", "seg:{}:trend", "{}:", "heartbeats", "wm:", "ofs:")
+
+
+def scaling_share(families: dict[str, int]) -> float:
+    """The share of Redis memory in key families that grow with the number of users."""
+    total = sum(families.values())
+    fixed = sum(size for name, size in families.items() if name.startswith(PER_SEGMENT_FAMILIES))
+    return (total - fixed) / total if total else 1.0
 
 
 @dataclass(frozen=True)

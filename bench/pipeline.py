@@ -296,7 +296,7 @@ async def topic_bytes(settings: Settings, topic: str) -> tuple[int, int]:
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         end = sum((await consumer.end_offsets(tps)).values())
         records = size = 0
         while records < end:
