@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import AuthenticationError, NoPermissionError
 
 from stream import __version__, metrics
 from stream.api import errors, openapi
@@ -30,16 +32,34 @@ from stream.api.routes import (
 from stream.config import Settings, get_settings
 from stream.control.epoch import ensure_epoch
 from stream.kafkaio.topics import kafka_reachable
+from stream.state.client import describe_refusal, refused
 
 
 class Alive(BaseModel):
     status: str
+
+log = logging.getLogger(__name__)
 
 
 class Ready(BaseModel):
     redis: bool
     kafka: bool
     rebuild_required: bool = False
+    # Why not ready, one short line per cause (empty when ready). The endpoint needs no key, so a
+    # reason names no host, user or file: the API's log has the full line (state.client.describe_refusal).
+    reasons: list[str] = []
+
+
+def redis_reason(exc: BaseException, settings: Settings) -> str:
+    """What /readyz says about a failed PING; a refusal is logged in full for the operator."""
+    if not refused(exc):
+        return "redis unreachable"
+    log.warning("readyz: %s", describe_refusal(exc, settings))
+    if isinstance(exc, AuthenticationError):
+        return "redis refused the credentials (see the API log)"
+    if isinstance(exc, NoPermissionError):
+        return "redis: the user lacks a permission the product needs (see the API log)"
+    return "redis refused the TLS settings (see the API log)"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,22 +90,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def readyz() -> JSONResponse:
         services: Services = app.state.services
         core = services.core
+        reasons: list[str] = []
         try:
             redis_ok = bool(await core.redis.ping())
-        except Exception:
+        except Exception as exc:
             redis_ok = False
+            reasons.append(redis_reason(exc, settings))
         kafka_ok = await kafka_reachable(settings)
+        if not kafka_ok:
+            reasons.append("kafka unreachable")
         rebuild = False
         if redis_ok and kafka_ok:
             try:
                 rebuild = not await ensure_epoch(settings, core.redis, core.keys)
             except Exception:
                 kafka_ok = False
+                reasons.append("kafka unreachable (reading the control log's epoch)")
+        if rebuild:
+            reasons.append("rebuild required: Redis holds no state but Kafka does; run `stream rebuild`")
         metrics.REBUILD_REQUIRED.set(1 if rebuild else 0)
         for dep, up in (("redis", redis_ok), ("kafka", kafka_ok)):
             metrics.DEPENDENCY_UP.labels(dep).set(1 if up else 0)
         ok = redis_ok and kafka_ok and not rebuild
-        return JSONResponse({"redis": redis_ok, "kafka": kafka_ok, "rebuild_required": rebuild},
+        return JSONResponse({"redis": redis_ok, "kafka": kafka_ok, "rebuild_required": rebuild, "reasons": reasons},
                             status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], response_class=Response,

@@ -248,3 +248,36 @@ async def test_services_say_which_dependency_refused_them(secure_settings: Setti
         assert done.returncode == 2, (args, done.returncode, done.stderr[-2000:])
         assert says in done.stderr, (args, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, (args, done.stderr[-2000:])
+
+
+async def test_readyz_says_why_once_redis_refuses_a_running_api(
+        secure_settings: Settings, secure_redis: SecureRedis,
+        start_api: Callable[[Settings], Awaitable[str]]) -> None:
+    """The password changed under a running API: /readyz is 503 and says the credentials were
+    refused, naming no host or user (it needs no key)."""
+    admin = connect(Settings(**secure_redis.settings()))
+    user, password = "api-rotated", "first-pass"
+    await admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*", "+@all")
+    try:
+        settings = changed(secure_settings, redis_url=secure_redis.url(user=user, password=password))
+        topics = cli(settings, "topics")
+        assert topics.returncode == 0, topics.stderr
+        url = await start_api(settings)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+            ready = await api.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["reasons"] == [], ready.text
+            await admin.execute_command("ACL", "SETUSER", user, "resetpass", ">second-pass")
+            await admin.execute_command("CLIENT", "KILL", "USER", user)  # pooled connections log in again
+
+            async def refused() -> bool:
+                got = await api.get("/readyz")
+                return got.status_code == 503 and got.json()["reasons"] == [
+                    "redis refused the credentials (see the API log)"]
+
+            await eventually(refused, timeout=30, interval=0.2, what="/readyz to say the credentials were refused")
+            body = (await api.get("/readyz")).json()
+            assert body["redis"] is False and body["kafka"] is True, body
+            assert user not in json.dumps(body) and str(secure_redis.port) not in json.dumps(body), body
+    finally:
+        await admin.execute_command("ACL", "DELUSER", user)
+        await admin.aclose()
