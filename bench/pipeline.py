@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from redis.asyncio import Redis
 
-from bench import memory
+from bench import api_load, memory
 from stream.config import Settings
 from stream.generate import Workload, produce
 from stream.kafkaio.topics import create_topics
@@ -358,6 +358,10 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
         result["latency_rate"] = rate
         result["latency_p50"] = quantile(before, after, 0.50)
         result["latency_p99"] = quantile(before, after, 0.99)
+        # The query API at the same half load: 50 concurrent clients on insights, trend and users.
+        result["api_under_load"] = await api_load.run(settings, env_for(settings), workload, rate, latency_seconds,
+                                                      proc)
+        await drain_rate(settings, settings.app_id, [settings.topic_events], proc, limit_s=600)
         # Known users only: the first pass paid every user's first touch (all 20 rules evaluated).
         costs: dict[str, float] = {}
         result["pipeline_known_users"] = await known_users_rate(settings, workload, proc, seed_offset=2,

@@ -67,6 +67,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "redis_bytes_per_user": pipe["redis_bytes_per_user"],
         "rebuild_users_per_s": reb["users_per_s"],
         "heavy_user_cost_ratio": rules["heavy"]["heavy_user_cost_ratio"],
+        "api_insights_p99_ms_under_load": pipe["api_under_load"]["api_insights_p99_ms_under_load"],
         "per_event": pipe["per_event"],
         "ratios": {
             "pipeline_over_ceiling": pipe["pipeline"] / pipe["ceiling"],
@@ -85,6 +86,11 @@ def table(r: dict[str, Any]) -> str:
          f"{q['pipeline_over_ceiling']:.1%} of ceiling (target >= 15,000 msg/s)"),
         ("  latency at half load", f"p50 {p['latency_p50'] * 1000:,.0f} ms, p99 {p['latency_p99'] * 1000:,.0f} ms",
          f"at {p['latency_rate']:,.0f} msg/s (target p99 <= 250 ms)"),
+        ("  query API under half load, 50 clients",
+         f"p99 {p['api_under_load']['api_insights_p99_ms_under_load']:,.1f} ms, "
+         f"p50 {p['api_under_load']['p50_ms']:,.1f} ms",
+         f"{p['api_under_load']['requests_per_s']:,.0f} req/s on insights, trend, users "
+         f"({p['api_under_load']['errors']} errors; target p99 <= 20 ms)"),
         ("  known users only (no first touch)", f"{p['pipeline_known_users']:,.0f} msg/s",
          f"{p['pipeline_known_users'] / p['baseline']:.2f}x the baseline"),
         ("  two workers (scale-out, 2 cores)", f"{p['pipeline_two_workers']:,.0f} msg/s",

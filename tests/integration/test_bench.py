@@ -38,6 +38,9 @@ def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) 
     assert all(us > 0 for us in rules["us_per_event"].values())
     assert result["heavy_user_cost_ratio"] == rules["heavy"]["heavy_user_cost_ratio"] > 0
     assert rules["heavy"]["heavy_state_bytes"] > rules["heavy"]["heavy_events_in_window"]  # the window is stored
+    under = pipe["api_under_load"]
+    assert under["requests"] > 0 and under["errors"] == 0, under
+    assert result["api_insights_p99_ms_under_load"] == under["api_insights_p99_ms_under_load"] > 0
     cluster = result["cluster"]
     assert cluster["first_touch"] > 0 and cluster["known_users"] > 0 and cluster["two_workers"] > 0
     assert cluster["redis_bytes_per_user"] > 0 and cluster["replica_bytes_per_user"] > 0
