@@ -223,14 +223,18 @@ class Engine:
                 return 0
 
             def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
-                # The committer replayed the changes due by the user's stored `n`; a hash
-                # written before `n` existed has only the timer's score to go by.
-                if not user.due_known:
-                    found = replay_due(user, idx, due_at[user.user_id], now)
-                    metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
+                forget_segments(user, idx.segments.keys())
+                # The hash's `n` is committed with the aggregates it was computed from; the timer's
+                # score is a side effect that can lag behind it. Replaying from a score older than
+                # the state's last pruning measured pruned windows at earlier instants (a spurious
+                # exit and entry, seen once the demo had a day-long window).
+                first = user.due_ms if user.due_known else due_at[user.user_id]
+                found = replay_due(user, idx, first, now)
+                metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
                 return []
 
-            await self.committer.run([Lookup(uid) for uid in partition_of], partition_of, work, index, now)
+            await self.committer.run([Lookup(uid) for uid in partition_of], partition_of, work, index, now,
+                                     due_changes=False)
             await self.durable()
             return len(partition_of)
 
