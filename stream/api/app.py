@@ -34,11 +34,11 @@ from stream.control.epoch import ensure_epoch
 from stream.kafkaio.topics import kafka_reachable
 from stream.state.client import describe_refusal, refused
 
+log = logging.getLogger(__name__)
+
 
 class Alive(BaseModel):
     status: str
-
-log = logging.getLogger(__name__)
 
 
 class Ready(BaseModel):

@@ -54,4 +54,3 @@ async def test_a_sequence_whose_first_step_expires_moves_the_user(
     harness.clock.now = (NOW + 10 * MIN) / 1000  # A left the 30-minute window
     await harness.tick()
     assert store.members["s0"] == set()
-
