@@ -8,7 +8,6 @@ recount, the live path and the tests share one definition of membership.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -59,11 +58,6 @@ class UserState:
     blacklisted: bool = False
     members: set[str] = field(default_factory=set)
     stored_aggs: dict[str, str] = field(default_factory=dict)
-    # A heavy user's sealed blocks as stored (field name -> text), and how to find one by
-    # (segment, condition index, block id): the state layer, which names the fields, sets it.
-    stored_blocks: dict[str, str] = field(default_factory=dict)
-    block_text: Callable[[str, int, int], str | None] | None = None
-    reset_aggs: set[str] = field(default_factory=set)  # stored aggregates discarded (a replaced rule's)
     aggs: dict[str, list[Aggregate]] = field(default_factory=dict)
     stale_outbox: list[Transition] = field(default_factory=list)
     backfilled: set[str] = field(default_factory=set)
@@ -104,13 +98,9 @@ def aggregates_for(user: UserState, seg: Segment) -> list[Aggregate]:
     if aggs is None:
         raw = user.stored_aggs.get(seg.id)
         try:
-            find = user.block_text
-            aggs = (aggregates_from_json(raw, seg.conditions,
-                                         None if find is None else lambda ci, bid: find(seg.id, ci, bid))
-                    if raw else fresh_aggregates(seg))
+            aggs = aggregates_from_json(raw, seg.conditions) if raw else fresh_aggregates(seg)
         except ValueError:  # a stale shape can only come from a replaced rule
             aggs = fresh_aggregates(seg)
-            user.reset_aggs.add(seg.id)
         user.aggs[seg.id] = aggs
     return aggs
 
@@ -180,9 +170,9 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
             continue
         aggs = aggregates_for(user, seg)
         for cond, agg in zip(seg.conditions, aggs, strict=True):  # strict: also checks the shape for decide
-            before = agg.shape
+            before = (len(agg.entries), agg.count)
             prune(cond, agg, now_ms)
-            if agg.shape != before:
+            if (len(agg.entries), agg.count) != before:
                 user.dirty_aggs.add(sid)
         member = seg.decide(user.profile, reach, aggs, now_ms, user.members)
         if member != (sid in user.members):
@@ -250,44 +240,6 @@ def next_due_ms(user: UserState, index: SegmentIndex, now_ms: int) -> int | None
         if at is not None and (due is None or at < due):
             due = at
     return due
-
-
-MAX_REPLAYED_CHANGES = 1000  # per user and touch; the rest waits for the next one
-
-
-def replay_due(user: UserState, index: SegmentIndex, first_due_ms: int | None, now_ms: int) -> list[Transition]:
-    """Applies every window change that fell due by `now_ms`, each at its own instant, then
-    decides the user's windowed segments at `now_ms`; returns the transitions of the replay.
-    The timer's path: each change is dated when the window moved rather than when a (possibly
-    restarted) worker noticed, so the trend stays right across downtime."""
-    if first_due_ms is None or first_due_ms > now_ms:
-        return []
-    sids = (set(user.stored_aggs) | set(user.aggs)) & index.ruled
-    found: list[Transition] = []
-    at: int | None = first_due_ms
-    steps = 0
-    while at is not None and at <= now_ms and steps < MAX_REPLAYED_CHANGES:
-        found += reevaluate(user, index, sids, at)
-        at = next_due_ms(user, index, at)
-        steps += 1
-    reevaluate(user, index, sids, now_ms)
-    return found
-
-
-def catch_up(user: UserState, index: SegmentIndex, now_ms: int) -> list[Transition]:
-    """Before a touch that is not the timer's: if a window change fell due (stored `n` at or
-    before now) and no timer round applied it yet, decides the user's windowed segments now.
-
-    Without this, a touch between a due instant and the timer round that would apply it (an
-    event within the timer interval, a job, an upload; the demo's hour-long rounds) decided
-    only its own segments, and `update_due` then recomputed the next due from now: the change
-    no one applied was lost for good. Decided at now, not replayed at each due instant: the
-    state may already be pruned past those instants (replaying from a stale `n` gave a
-    spurious exit and entry), so only the timer, whose score is the instant itself, replays.
-    """
-    if not user.due_known or user.due_ms is None or user.due_ms > now_ms:
-        return []
-    return reevaluate(user, index, (set(user.stored_aggs) | set(user.aggs)) & index.ruled, now_ms)
 
 
 def update_due(user: UserState, index: SegmentIndex, now_ms: int) -> int | None:

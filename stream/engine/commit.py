@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 from aiokafka.partitioner import murmur2
 
 from stream import metrics
-from stream.membership import ENTER, EXIT, Transition, UserState, catch_up, update_due
+from stream.membership import ENTER, EXIT, Transition, UserState, update_due
 from stream.outputs import ChangelogRecord, Outputs
 from stream.segments import SegmentIndex
 from stream.state.segments import MemberChange
 from stream.state.store import EngineStore, SideEffects
-from stream.state.userhash import apply_commit, changelog_records
+from stream.state.userhash import apply_commit, changelog_value
 from stream.state.users import COMMITTED, DUPLICATE, Lookup
 
 MAX_ATTEMPTS = 20
@@ -57,23 +57,6 @@ def needs_commit(user: UserState) -> bool:
     return bool(user.dirty or user.new_event_ids or user.outbox or user.stale_outbox)
 
 
-def net_replay(rows: list[tuple[str, Transition]]) -> list[tuple[str, Transition]]:
-    """What of a stale outbox can be replayed: per (user, segment), the last row when the rows
-    flip the member once (an odd count), nothing when they cancel out (an even count).
-
-    A member set shows only the net effect of a commit's rows. An exit and an entry of one
-    segment (a timer replay: out at one due instant, back in at the next) leave it as they
-    found it whether or not they were applied, so replaying them row by row "changed" it twice
-    and counted both again in the trend on every later touch. Only a net flip can be told
-    lost (the set still holds the state before it); after a crash in that window, the rows
-    between the first and the last of a group are missing from the trend, not double counted.
-    """
-    groups: dict[tuple[str, str], list[tuple[str, Transition]]] = defaultdict(list)
-    for uid, t in rows:
-        groups[uid, t.segment_id].append((uid, t))
-    return [group[-1] for group in groups.values() if len(group) % 2 == 1]
-
-
 def partition_for(user_id: str, partitions: int) -> int:
     """The input partition of a user: producers key by user_id with Kafka's default partitioner."""
     return int(murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
@@ -95,8 +78,7 @@ class Committer:
 
     async def run(self, lookups: Sequence[Lookup], partition_of: dict[str, int | None], work: Work,
                   index: SegmentIndex, now: int, only_existing: bool = False,
-                  use_cache: bool = True, due_changes: bool = True) -> CommitReport:
-        """`due_changes=False` is the timer's: its work replays the due changes itself."""
+                  use_cache: bool = True) -> CommitReport:
         pending = {lk.user_id: dataclasses.replace(lk, check_dedupe=False) for lk in lookups}
         applied: list[Applied] = []
         outcomes: list[tuple[str, str]] = []
@@ -110,9 +92,6 @@ class Committer:
                     pending.pop(user.user_id)
                     continue
                 before = identities(user)
-                if due_changes:  # a window change no timer applied yet goes first (membership.catch_up)
-                    found = catch_up(user, index, now)
-                    metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
                 outs = work(user, index)
                 update_due(user, index, now)
                 batch.append((user, before, outs))
@@ -142,8 +121,7 @@ class Committer:
     async def _publish(self, applied: list[Applied], index: SegmentIndex, now: int) -> CommitReport:
         report = CommitReport(applied=[a.user for a in applied])
         fresh = [(a.user.user_id, t) for a in applied for t in a.user.outbox if t.op in (ENTER, EXIT)]
-        replayed = net_replay([(a.user.user_id, t) for a in applied for t in a.user.stale_outbox
-                               if t.op in (ENTER, EXIT)])
+        replayed = [(a.user.user_id, t) for a in applied for t in a.user.stale_outbox if t.op in (ENTER, EXIT)]
         counted: Counter[tuple[str, str]] = Counter()
         trend_records: list[tuple[str, bytes]] = []
         # A stale outbox (the last touch's transitions, kept in `o` until this touch) is applied
@@ -196,11 +174,11 @@ class Committer:
             user = a.user
             if user.written is None or user.stored is None:
                 continue
-            merged, written = user.stored, user.written
-            apply_commit(merged, *written)
+            merged = user.stored
+            apply_commit(merged, *user.written)
             user.written = None  # merged in place: settle caches `stored` as is
             partition = a.partition if a.partition is not None else partition_for(user.user_id, self.partitions)
-            records += [(partition, key, value) for key, value in changelog_records(user.user_id, merged, written)]
+            records.append((partition, user.user_id, changelog_value(merged)))
         if records:
             await self.outputs.send_changelog(records)
         if trend_records:

@@ -30,16 +30,16 @@ from stream.membership import (
     apply_event,
     apply_profile,
     forget_segments,
+    next_due_ms,
     reevaluate,
-    replay_due,
 )
 from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
 from stream.state.resp import RedisRestarted
 from stream.state.store import EngineStore
-from stream.state.userhash import block_key
 from stream.state.users import Lookup
 
+MAX_REPLAYED_CHANGES = 1000  # per user per tick; the rest waits for the next tick
 Item = tuple[Message, Event | ProfileUpdate]
 
 
@@ -225,31 +225,33 @@ class Engine:
 
             def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
                 forget_segments(user, idx.segments.keys())
-                # The hash's `n` is committed with the aggregates it was computed from; the timer's
-                # score is a side effect that can lag behind it. Replaying from a score older than
-                # the state's last pruning measured pruned windows at earlier instants (a spurious
-                # exit and entry, seen once the demo had a day-long window).
-                first = user.due_ms if user.due_known else due_at[user.user_id]
-                found = replay_due(user, idx, first, now)
-                metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
+                sids = (set(user.stored_aggs) | set(user.aggs)) & idx.ruled
+                # Replays every window change that fell due, each dated when the window
+                # moved rather than when a (possibly restarted) worker noticed, so the
+                # trend stays right across downtime.
+                at: int | None = due_at[user.user_id]
+                steps = 0
+                while at is not None and at <= now and steps < MAX_REPLAYED_CHANGES:
+                    found = reevaluate(user, idx, sids, at)
+                    metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
+                    at = next_due_ms(user, idx, at)
+                    steps += 1
+                reevaluate(user, idx, sids, now)
                 return []
 
-            await self.committer.run([Lookup(uid) for uid in partition_of], partition_of, work, index, now,
-                                     due_changes=False)
+            await self.committer.run([Lookup(uid) for uid in partition_of], partition_of, work, index, now)
             await self.durable()
             return len(partition_of)
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def forget_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]],
-                          blocks: Sequence[str] = ()) -> None:
+    async def forget_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
         """After a forget job ended the user's memberships: their state goes, and the changelog
-        gets tombstones (the user's and each of its `blocks`') so a rebuild never brings them back."""
+        gets a tombstone so a rebuild never brings them back."""
         async with self.lock:
             await self.store.delete_user(user_id, partition, identities)
             if self.settings.changelog:
-                await self.outputs.send_changelog([(partition, user_id.encode(), None),
-                                                   *((partition, block_key(user_id, n), None) for n in blocks)])
+                await self.outputs.send_changelog([(partition, user_id, None)])
             await self.durable()
 
     async def run_users(self, user_ids: Sequence[str], partition: int | None, work: Work,

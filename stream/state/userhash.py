@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from stream.membership import Transition, UserState
 from stream.rules import aggregates_to_json
 from stream.rules.jsonio import dumps, loads
-from stream.rules.storage import block_ids, changed_blocks
 
 VERSION = "v"
 PROFILE = "p"
@@ -28,7 +27,6 @@ OUTBOX = "o"
 APPLIED_EVENTS = "qe"  # offset of the last `events` message applied to this user (its partition)
 APPLIED_PROFILES = "qp"  # same for `profiles`
 AGG_PREFIX = "a:"
-BLOCK_PREFIX = "ab:"  # ab:<sid>:<condition index>:<block id>, a heavy user's sealed entries
 BACKFILL_PREFIX = "bf:"
 
 # What a reader needs to tell whether a user is in a segment and reachable (recount, export).
@@ -56,23 +54,6 @@ def backfill_field(sid: str) -> str:
     return BACKFILL_PREFIX + sid
 
 
-def block_field(sid: str, condition: int, block: int) -> str:
-    return f"{BLOCK_PREFIX}{sid}:{condition}:{block}"
-
-
-def _is_block_of(name: str, sid: str) -> bool:
-    head, _, rest = name.partition(BLOCK_PREFIX + sid + ":")
-    ci, _, bid = rest.partition(":")
-    return not head and ci.isdigit() and bid.isdigit()
-
-
-def block_fields(sid: str, stored_agg: str) -> list[str]:
-    """The block fields a stored `a:<sid>` names: a reader of that one field must read these too."""
-    return [block_field(sid, ci, bid) for ci, bid in block_ids(stored_agg)]
-
-
-
-
 def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
     """Decodes a hash written through `changed_fields`; an empty hash is a user never seen."""
     user = UserState(user_id=user_id, exists=bool(fields))
@@ -91,11 +72,6 @@ def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
             user.stored_aggs[name[len(AGG_PREFIX):]] = value
         elif name.startswith(BACKFILL_PREFIX):
             user.backfilled.add(name[len(BACKFILL_PREFIX):])
-        elif name.startswith(BLOCK_PREFIX):
-            user.stored_blocks[name] = value
-    if user.stored_blocks:
-        blocks = user.stored_blocks
-        user.block_text = lambda sid, ci, bid: blocks.get(block_field(sid, ci, bid))
     user.timer_queued = TIMER_QUEUED in fields
     if DUE in fields:
         user.due_known = True
@@ -116,17 +92,10 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
         to_set[BLACKLISTED] = "1" if user.blacklisted else "0"
     for sid in sorted(user.dirty_aggs):
         aggs = user.aggs.get(sid)
-        if aggs is None or all(a.empty for a in aggs):
+        if aggs is None or all(a.count == 0 and not a.entries for a in aggs):
             to_del.append(agg_field(sid))
-            to_del += [name for name in user.stored_blocks if _is_block_of(name, sid)]
         else:
             to_set[agg_field(sid)] = aggregates_to_json(aggs)
-            put, gone = changed_blocks(aggs)
-            to_set.update((block_field(sid, ci, bid), text) for ci, bid, text in put)
-            to_del += [block_field(sid, ci, bid) for ci, bid in gone]
-            if sid in user.reset_aggs:  # the blocks of a replaced rule's aggregates go with them
-                named = {block_field(sid, ci, b.id) for ci, agg in enumerate(aggs) for b in agg.blocks.items}
-                to_del += sorted(n for n in user.stored_blocks if _is_block_of(n, sid) and n not in named)
     for sid in sorted(user.dirty_backfills):
         if sid in user.backfilled:
             to_set[backfill_field(sid)] = "1"
@@ -170,38 +139,8 @@ def apply_commit(stored: dict[str, str], written: Mapping[str, str], deleted: It
 
 
 def changelog_value(stored: Mapping[str, str]) -> bytes:
-    """The user's durable state as the changelog records it: transient fields and blocks left
-    out (each block is a record of its own, `changelog_records`)."""
-    return dumps({k: v for k, v in stored.items() if k not in TRANSIENT and not k.startswith(BLOCK_PREFIX)}).encode()
-
-
-# 0xFF never occurs in UTF-8, so a block's key can never be a user id's.
-_BLOCK_KEY = b"\xff"
-
-
-def block_key(user_id: str, name: str) -> bytes:
-    return _BLOCK_KEY + user_id.encode() + _BLOCK_KEY + name.encode()
-
-
-def parse_block_key(key: bytes) -> tuple[str, str] | None:
-    """(user id, block field) of a block's changelog key; None for a user's key."""
-    if not key.startswith(_BLOCK_KEY):
-        return None
-    uid, _, name = key[1:].rpartition(_BLOCK_KEY)
-    return uid.decode(), name.decode()
-
-
-def changelog_records(user_id: str, merged: Mapping[str, str], written: tuple[Mapping[str, str], Iterable[str]],
-                      ) -> list[tuple[bytes, bytes | None]]:
-    """A commit's changelog records: the user's hash without its blocks, and one record (or
-    tombstone) per block the commit wrote (or deleted). A heavy user's window is ~195 blocks
-    (810 KB): as part of one record it made every touch produce it all, and past 1 MiB the
-    producer would refuse it. Compaction keeps each block's last record."""
-    records: list[tuple[bytes, bytes | None]] = [(user_id.encode(), changelog_value(merged))]
-    to_set, to_del = written
-    records += [(block_key(user_id, n), v.encode()) for n, v in to_set.items() if n.startswith(BLOCK_PREFIX)]
-    records += [(block_key(user_id, n), None) for n in to_del if n.startswith(BLOCK_PREFIX)]
-    return records
+    """The user's durable state as the changelog records it (transient fields left out)."""
+    return dumps({k: v for k, v in stored.items() if k not in TRANSIENT}).encode()
 
 
 def from_changelog(value: bytes) -> dict[str, str]:
