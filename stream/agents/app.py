@@ -269,6 +269,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
             elif not await c.redis.exists(c.keys.epoch):
                 ready.clear()  # Redis lost everything while we ran: wait for a rebuild
                 await check_usable()
+            else:
+                await engine().check_restart()  # a restarted Redis refuses timers and jobs until then
             for tp in app.assignor.assigned_actives():
                 try:
                     hw = app.consumer.highwater(tp)

@@ -56,15 +56,26 @@ class Engine:
         self.resume = ResumePoints(store, writer, (settings.topic_events, settings.topic_profiles))
         self.lock = asyncio.Lock()
         self._instance: str | None = None
+        # How many Redis restarts (or failovers) a check noticed: a job part that spans one ran
+        # partly on state the restart may have undone, so it runs again (JobRunner._run_part).
+        self.restarts = 0
 
     async def _check_instance(self) -> None:
         """A Redis that restarted since the last step may have come back older: its resume
         points are compared before anything is applied on top of it."""
         now = await self.store.instance()
         if self._instance is not None and now != self._instance:
+            self.restarts += 1
             self.store.drop_cache()
             await self.resume.reconcile()
         self._instance = now
+
+    async def check_restart(self) -> None:
+        """When a command was refused for reaching a restarted Redis, and no input arrives to
+        start a step (which checks first): reconcile now, so timers and jobs go on."""
+        if self.store.restart_seen():
+            async with self.lock:
+                await self._check_instance()
 
     async def durable(self) -> None:
         """Every write so far is as durable as Redis makes it (replicas acknowledged), and no
@@ -73,6 +84,7 @@ class Engine:
         await self.store.wait_durable()
         now = await self.store.instance()
         if self._instance is not None and now != self._instance:
+            self.restarts += 1
             self.store.drop_cache()  # `_instance` stays: the step's retry reconciles first
             raise RedisRestarted(f"Redis restarted or failed over ({self._instance} -> {now}); "
                                  "doing the step again")

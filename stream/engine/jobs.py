@@ -43,7 +43,7 @@ from stream.state.bulk import read_users, windows_with_fields
 from stream.state.client import RedisClient
 from stream.state.jobs import Job, JobKind, JobStore
 from stream.state.keys import Keys
-from stream.state.resp import RespRouter
+from stream.state.resp import RedisRestarted, RespRouter
 from stream.state.sample import SampleStore
 from stream.state.userhash import PROFILE, SUBSCRIPTIONS
 
@@ -112,8 +112,14 @@ class JobRunner:
 
     async def _run_part(self, job: Job, p: int) -> None:
         spec = KINDS[job.kind]
+        restarts = self.engine.restarts
         try:
             result = await spec.part(self, job, p)
+            if self.engine.restarts != restarts:
+                # Redis restarted under the part: what it wrote before may be gone (a copy restored
+                # older) while its own progress is in memory. It runs again, whole; parts are
+                # idempotent (a backfill merges a user once, a recount tallies afresh).
+                raise RedisRestarted(f"Redis restarted while job {job.id} ran partition {p}")
         except TRANSIENT as exc:  # an outage is not the job's failure: the part runs again later
             log.warning("job %s (%s) partition %s paused by an outage (%s); it will run again", job.id,
                         job.kind, p, exc)

@@ -167,6 +167,9 @@ class MemoryEngineStore:
     async def instance(self) -> str:
         return self.instance_id
 
+    def restart_seen(self) -> bool:
+        return False
+
     async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
         self.cache.take(user_id)
         self.users.pop(user_id, None)

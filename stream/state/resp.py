@@ -199,7 +199,10 @@ class RespRouter:
         self._conns: dict[tuple[str, int], _Conn] = {}
         self._slots: list[tuple[str, int]] | None = None
         self._refresh_after = 0.0
-        self._run_ids: dict[tuple[str, int], str] = {}  # the process each node was last seen as
+        # The process each node was last accepted as (`accept`, from the engine's instance check):
+        # a connection opened to another process refuses commands until the new one is accepted.
+        self._run_ids: dict[tuple[str, int], str] = {}
+        self.restart_seen = False  # a command was refused that way: someone must check and accept
 
     # -- topology ----------------------------------------------------------------------------------
 
@@ -236,7 +239,7 @@ class RespRouter:
             try:
                 # Through the node's queue like any command: a caller may have windows written and
                 # not yet read on this connection (an export, a backfill), whose replies come first.
-                (reply,) = await self.on_node(node, [[b"CLUSTER", b"SLOTS"]])
+                (reply,) = await self.on_node(node, [[b"CLUSTER", b"SLOTS"]], fenced=False)
             except (RedisConnectionError, OSError) as exc:
                 last = exc
                 continue
@@ -290,8 +293,27 @@ class RespRouter:
             await self._send(pending, node, indices, [commands[i][1] for i in indices])
         return pending
 
+    def accept(self, run_ids: dict[tuple[str, int], str]) -> None:
+        """The Redis processes the caller checked its state against (after a restart: once it
+        reconciled). Until then, commands on a connection to another process are refused."""
+        self._run_ids = dict(run_ids)
+        self.restart_seen = False
+
+    def _fence(self, node: tuple[str, int], conn: _Conn) -> None:
+        """A step begun on one Redis process never goes on against the next one.
+
+        The router reconnects and re-sends by itself, so without this a step whose
+        Redis was killed and restored from an older copy would finish its commits
+        on the copy (a profile update applied on top of a state that lacks the
+        updates before it, which the replay then finds stale and drops)."""
+        accepted = self._run_ids.get(node)
+        if accepted and conn.run_id and conn.run_id != accepted:
+            self.restart_seen = True
+            raise RedisRestarted(f"redis {node[0]}:{node[1]} is another process now (run_id {accepted} -> "
+                                 f"{conn.run_id}); the step begun on the old one stops here")
+
     async def _send(self, pending: Pending, node: tuple[str, int], indices: list[int],
-                    commands: list[Sequence[bytes]], asking: bool = False) -> None:
+                    commands: list[Sequence[bytes]], asking: bool = False, fenced: bool = True) -> None:
         try:
             conn = await self._conn(node)
         except RedisConnectionError as exc:
@@ -299,6 +321,8 @@ class RespRouter:
                 raise  # credentials or certificate refused: re-sending cannot help, the caller must learn why
             pending.parts.append(_Part(_Conn(*node), -1, indices, commands, asking, failed=True))
             return
+        if fenced:
+            self._fence(node, conn)
         payload = b"".join((encode([b"ASKING"]) if asking else b"") + encode(c) for c in commands)
         part = _Part(conn, conn.generation, indices, commands, asking)
         try:
@@ -371,14 +395,16 @@ class RespRouter:
             return []
         return await self.result(await self.submit(commands))
 
-    async def on_every_master(self, command: Sequence[bytes]) -> dict[tuple[str, int], Any]:
-        """The same command on each master (one Redis: on it), for SCRIPT LOAD and INFO."""
-        return {node: (await self.on_node(node, [command]))[0] for node in await self.masters()}
+    async def on_every_master(self, command: Sequence[bytes], fenced: bool = True) -> dict[tuple[str, int], Any]:
+        """The same command on each master (one Redis: on it), for SCRIPT LOAD and INFO
+        (`fenced=False`: the instance check itself, which must reach a new process)."""
+        return {node: (await self.on_node(node, [command], fenced))[0] for node in await self.masters()}
 
-    async def on_node(self, node: tuple[str, int], commands: Sequence[Sequence[bytes]]) -> list[Any]:
+    async def on_node(self, node: tuple[str, int], commands: Sequence[Sequence[bytes]],
+                      fenced: bool = True) -> list[Any]:
         """Commands for one node in particular (WAIT must run on the master it waits for)."""
         pending = Pending([(None, c) for c in commands])
-        await self._send(pending, node, list(range(len(commands))), list(commands))
+        await self._send(pending, node, list(range(len(commands))), list(commands), fenced=fenced)
         part = pending.parts[0]
         try:
             if part.failed:

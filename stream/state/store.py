@@ -71,6 +71,7 @@ class EngineStore(Protocol):
     async def wait_durable(self) -> None: ...
     async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None: ...
     async def instance(self) -> str: ...
+    def restart_seen(self) -> bool: ...
     async def close(self) -> None: ...
 
 
@@ -173,10 +174,14 @@ class RedisEngineStore:
         flat = [str(x) for x in reply[1:]]
         return parse_resume(dict(zip(flat[::2], flat[1::2], strict=True)))
 
+    def restart_seen(self) -> bool:
+        """A command was refused because its Redis is another process now (see `RespRouter._fence`)."""
+        return self.lua.router.restart_seen
+
     async def instance(self) -> str:
         """Which Redis processes hold the data now: each master's address and run_id (a new one
         after a restart or a failover). A change during a batch means its writes may be gone."""
-        infos = await self.lua.router.on_every_master([b"INFO", b"server"])
+        infos = await self.lua.router.on_every_master([b"INFO", b"server"], fenced=False)
         ids = []
         self._run_ids = {}
         for node, info in sorted(infos.items()):
@@ -187,6 +192,9 @@ class RedisEngineStore:
                 raise RedisConnectionError(f"redis {node[0]}:{node[1]} answered INFO with {str(info)[:80]!r}")
             self._run_ids[node] = run_id
             ids.append(f"{node[0]}:{node[1]}={run_id}")
+        # From here on, commands reach these processes: the caller compares the answer with the
+        # instance it last saw and, on a change, stops its step or reconciles before the next.
+        self.lua.router.accept(self._run_ids)
         return ",".join(ids)
 
     async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:

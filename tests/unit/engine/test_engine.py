@@ -87,7 +87,9 @@ async def test_resume_points_skip_applied_input_and_replay_gaps(harness: EngineH
     # Redis restarts and comes back older: its resume point and state are those after offset 0.
     store.resume[0] = ({"events": 1}, "older-token")
     store.instance_id = "restarted"
+    assert harness.engine.restarts == 0
     await harness.engine.process(msgs[3:4])
+    assert harness.engine.restarts == 1, "a job part running across it must run again"
     # Reconciled before anything was applied: the stream waits behind the gap, the log replays it.
     assert harness.engine.pending_gaps() == [Gap("events", 0, 1, 4)]
     assert "u3" not in store.users, "not applied ahead of the gap"
