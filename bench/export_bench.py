@@ -146,9 +146,11 @@ async def run(redis_url: str, kafka: str, members: int, chunk: int = 10_000) -> 
                 "GET", f"{api.url}/segments/{SID}/export.csv", params={"fields": fields}, headers=api.headers) as resp:
             resp.raise_for_status()
             first_byte = time.perf_counter() - started
-            async for piece in resp.aiter_bytes():
+            last = b""
+            async for piece in resp.aiter_bytes():  # a piece may end between a row's \r and its \n
                 size += len(piece)
-                rows += piece.count(b"\r\n")
+                rows += (last + piece).count(b"\r\n")
+                last = piece[-1:]
         elapsed = time.perf_counter() - started
         rows -= 1  # header
         expected = args.members - len(range(0, args.members, BLACKLIST_EVERY))

@@ -73,6 +73,17 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def as_a_shell_starts_a_job() -> None:
+    """In the child before exec: the pty becomes its controlling terminal, and SIGINT and SIGQUIT are
+    back to their defaults, as an interactive shell sets them for a foreground job. A runner started
+    in the background of a non-interactive shell (`cmd &`) inherits both ignored, and a signal ignored
+    on entry cannot be trapped by bash: run.sh's Ctrl-C trap never fired, and the Ctrl-C test failed
+    after 150 s with "^C" as the last output (seen in a clean-clone run started with `setsid ... &`)."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 class Terminal:
     """`make run` in a new session with a pty as its controlling terminal; the output is drained continuously."""
 
@@ -82,7 +93,7 @@ class Terminal:
         self.master, slave = os.openpty()
         self.proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdin=slave,
                                      stdout=slave, stderr=slave, start_new_session=True,
-                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+                                     preexec_fn=as_a_shell_starts_a_job)
         os.close(slave)
         self._out = bytearray()
         self._lock = threading.Lock()
