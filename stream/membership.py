@@ -242,6 +242,44 @@ def next_due_ms(user: UserState, index: SegmentIndex, now_ms: int) -> int | None
     return due
 
 
+MAX_REPLAYED_CHANGES = 1000  # per user and touch; the rest waits for the next one
+
+
+def replay_due(user: UserState, index: SegmentIndex, first_due_ms: int | None, now_ms: int) -> list[Transition]:
+    """Applies every window change that fell due by `now_ms`, each at its own instant, then
+    decides the user's windowed segments at `now_ms`; returns the transitions of the replay.
+    The timer's path: each change is dated when the window moved rather than when a (possibly
+    restarted) worker noticed, so the trend stays right across downtime."""
+    if first_due_ms is None or first_due_ms > now_ms:
+        return []
+    sids = (set(user.stored_aggs) | set(user.aggs)) & index.ruled
+    found: list[Transition] = []
+    at: int | None = first_due_ms
+    steps = 0
+    while at is not None and at <= now_ms and steps < MAX_REPLAYED_CHANGES:
+        found += reevaluate(user, index, sids, at)
+        at = next_due_ms(user, index, at)
+        steps += 1
+    reevaluate(user, index, sids, now_ms)
+    return found
+
+
+def catch_up(user: UserState, index: SegmentIndex, now_ms: int) -> list[Transition]:
+    """Before a touch that is not the timer's: if a window change fell due (stored `n` at or
+    before now) and no timer round applied it yet, decides the user's windowed segments now.
+
+    Without this, a touch between a due instant and the timer round that would apply it (an
+    event within the timer interval, a job, an upload; the demo's hour-long rounds) decided
+    only its own segments, and `update_due` then recomputed the next due from now: the change
+    no one applied was lost for good. Decided at now, not replayed at each due instant: the
+    state may already be pruned past those instants (replaying from a stale `n` gave a
+    spurious exit and entry), so only the timer, whose score is the instant itself, replays.
+    """
+    if not user.due_known or user.due_ms is None or user.due_ms > now_ms:
+        return []
+    return reevaluate(user, index, (set(user.stored_aggs) | set(user.aggs)) & index.ruled, now_ms)
+
+
 def update_due(user: UserState, index: SegmentIndex, now_ms: int) -> int | None:
     """Keeps `due_ms` right while decoding only the segments this touch decoded anyway.
 

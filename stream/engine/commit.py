@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from aiokafka.partitioner import murmur2
 
 from stream import metrics
-from stream.membership import ENTER, EXIT, Transition, UserState, update_due
+from stream.membership import ENTER, EXIT, Transition, UserState, catch_up, update_due
 from stream.outputs import ChangelogRecord, Outputs
 from stream.segments import SegmentIndex
 from stream.state.segments import MemberChange
@@ -78,7 +78,8 @@ class Committer:
 
     async def run(self, lookups: Sequence[Lookup], partition_of: dict[str, int | None], work: Work,
                   index: SegmentIndex, now: int, only_existing: bool = False,
-                  use_cache: bool = True) -> CommitReport:
+                  use_cache: bool = True, due_changes: bool = True) -> CommitReport:
+        """`due_changes=False` is the timer's: its work replays the due changes itself."""
         pending = {lk.user_id: dataclasses.replace(lk, check_dedupe=False) for lk in lookups}
         applied: list[Applied] = []
         outcomes: list[tuple[str, str]] = []
@@ -92,6 +93,9 @@ class Committer:
                     pending.pop(user.user_id)
                     continue
                 before = identities(user)
+                if due_changes:  # a window change no timer applied yet goes first (membership.catch_up)
+                    found = catch_up(user, index, now)
+                    metrics.WINDOW_EXPIRIES.inc(sum(1 for t in found if t.op in (ENTER, EXIT)))
                 outs = work(user, index)
                 update_due(user, index, now)
                 batch.append((user, before, outs))

@@ -3,9 +3,9 @@
 Three days and 300 users keep it fast; the demo segments' windows (14, 30 and
 90 days) are longer than the history, so no event can cross a window edge
 between the demo's end and the oracle's instant. (With the v2 abandoned-cart
-segment, which moves by time all through the history, this check finds a lost
-window change when a user is touched between a due instant and the timer
-round, not fixed on main yet: see the closing note of 2026-12-02.)
+segment, which moves by time all through the history, this check found the
+lost-due-change bug fixed by `stream.membership.catch_up`, and then a trend
+double count from the stale-outbox replay: see the closing note.)
 """
 
 from __future__ import annotations

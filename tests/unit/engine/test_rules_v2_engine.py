@@ -54,3 +54,37 @@ async def test_a_sequence_whose_first_step_expires_moves_the_user(
     harness.clock.now = (NOW + 10 * MIN) / 1000  # A left the 30-minute window
     await harness.tick()
     assert store.members["s0"] == set()
+
+
+async def test_a_touch_after_a_due_instant_applies_the_change_before_the_timer_does(
+        harness: EngineHarness, store: MemoryEngineStore, define: Define) -> None:
+    """An event (of any name) arriving between a window's due instant and the timer round
+    that would apply it used to recompute the next due from now, so the change was lost:
+    the demo's hour-long rounds missed abandoned-cart entries and exits this way."""
+    define(CART, {"event": {"name": "Viewed"}})
+    await harness.send_events(ev("a", "e1", "AddToCart", NOW - 10 * MIN))
+    assert store.members["s0"] == set()
+    harness.clock.now = (NOW + 55 * MIN) / 1000  # the add is an hour old: due, no timer round yet
+    await harness.send_events(ev("a", "e2", "Viewed", NOW + 54 * MIN))
+    assert store.members["s0"] == {"a"} and store.members["s1"] == {"a"}
+    harness.clock.now = (NOW - 10 * MIN + 24 * HOUR + MIN) / 1000  # a day after the add: due to exit
+    await harness.send_events(ev("a", "e3", "Unrelated", NOW + 23 * HOUR))
+    assert store.members["s0"] == set()
+    assert await harness.tick() == 0  # nothing left for the timer: the touch applied it
+    assert [c for c in changes(harness) if c[0] == "s0"] == [("s0", "a", "entered"), ("s0", "a", "exited")]
+
+
+async def test_a_timer_score_behind_the_hash_is_rewritten_not_picked_on_every_tick(
+        harness: EngineHarness, store: MemoryEngineStore, define: Define) -> None:
+    """A job's touch (no partition: the timer set is not its to write) applies a due change and
+    moves the hash's `n` past the timer's score. The next round finds nothing to replay; the
+    `zq` mark the job left makes it rewrite the score, or the user would be due on every tick."""
+    define(CART)
+    await harness.send_events(ev("a", "e1", "AddToCart", NOW - 10 * MIN))
+    harness.clock.now = (NOW + 55 * MIN) / 1000  # due (an hour after the add), no timer round yet
+    await harness.engine.run_users(["a"], None, lambda user, idx: [])
+    assert store.members["s0"] == {"a"}
+    assert await harness.tick() == 1  # the stale score: picked once, nothing to apply
+    assert await harness.tick() == 0
+    assert store.members["s0"] == {"a"}
+    assert changes(harness) == [("s0", "a", "entered")]
