@@ -19,6 +19,12 @@ DEMO_SEGMENTS: list[dict[str, Any]] = [
         "not": {"event": {"name": "App Launched", "within_days": 14}}}},
     {"name": "Reachable by WhatsApp, under 30", "kind": "live", "rule": {"all": [
         {"reachable": "whatsapp"}, {"profile": {"prop": "age", "op": "lt", "value": 30}}]}},
+    {"name": "Abandoned cart (last day)", "kind": "past_behavior", "rule": {"all": [
+        {"event": {"name": "Added To Cart", "within_days": 1, "before": {"hours": 1}}},
+        {"not": {"sequence": {"steps": [{"name": "Added To Cart"}, {"name": "Charged"}],
+                              "max_span": {"hours": 1}}}}]}},
+    {"name": "Browsed 3+ categories this week", "kind": "past_behavior", "rule": {
+        "event": {"name": "Viewed", "distinct": {"prop": "category", "op": "gte", "value": 3}, "within_days": 7}}},
     {"name": "VIP list", "kind": "custom_list"},
 ]
 

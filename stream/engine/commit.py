@@ -57,6 +57,23 @@ def needs_commit(user: UserState) -> bool:
     return bool(user.dirty or user.new_event_ids or user.outbox or user.stale_outbox)
 
 
+def net_replay(rows: list[tuple[str, Transition]]) -> list[tuple[str, Transition]]:
+    """What of a stale outbox can be replayed: per (user, segment), the last row when the rows
+    flip the member once (an odd count), nothing when they cancel out (an even count).
+
+    A member set shows only the net effect of a commit's rows. An exit and an entry of one
+    segment (a timer replay: out at one due instant, back in at the next) leave it as they
+    found it whether or not they were applied, so replaying them row by row "changed" it twice
+    and counted both again in the trend on every later touch. Only a net flip can be told
+    lost (the set still holds the state before it); after a crash in that window, the rows
+    between the first and the last of a group are missing from the trend, not double counted.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, Transition]]] = defaultdict(list)
+    for uid, t in rows:
+        groups[uid, t.segment_id].append((uid, t))
+    return [group[-1] for group in groups.values() if len(group) % 2 == 1]
+
+
 def partition_for(user_id: str, partitions: int) -> int:
     """The input partition of a user: producers key by user_id with Kafka's default partitioner."""
     return int(murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
@@ -125,7 +142,8 @@ class Committer:
     async def _publish(self, applied: list[Applied], index: SegmentIndex, now: int) -> CommitReport:
         report = CommitReport(applied=[a.user for a in applied])
         fresh = [(a.user.user_id, t) for a in applied for t in a.user.outbox if t.op in (ENTER, EXIT)]
-        replayed = [(a.user.user_id, t) for a in applied for t in a.user.stale_outbox if t.op in (ENTER, EXIT)]
+        replayed = net_replay([(a.user.user_id, t) for a in applied for t in a.user.stale_outbox
+                               if t.op in (ENTER, EXIT)])
         counted: Counter[tuple[str, str]] = Counter()
         trend_records: list[tuple[str, bytes]] = []
         # A stale outbox (the last touch's transitions, kept in `o` until this touch) is applied

@@ -88,3 +88,25 @@ async def test_a_timer_score_behind_the_hash_is_rewritten_not_picked_on_every_ti
     assert await harness.tick() == 0
     assert store.members["s0"] == {"a"}
     assert changes(harness) == [("s0", "a", "entered")]
+
+
+async def test_an_exit_and_entry_of_one_timer_round_are_counted_once_not_again_on_the_next_touch(
+        harness: EngineHarness, store: MemoryEngineStore, define: Define) -> None:
+    """One round replays an exit and an entry of one segment; the next touch finds both in the
+    stale outbox. The member set cannot tell whether such a pair was applied, so it is not
+    replayed: it used to be, row by row, and counted again in the trend on every later touch."""
+    define({"event": {"name": "AddToCart", "within_days": 1, "before": {"hours": 1}}})
+    await harness.send_events(ev("a", "e1", "AddToCart", NOW))
+    harness.clock.now = (NOW + 23 * HOUR + 30 * MIN) / 1000
+    await harness.send_events(ev("a", "e2", "AddToCart", NOW + 23 * HOUR + 30 * MIN))
+    harness.clock.now = (NOW + 25 * HOUR) / 1000  # out at +24 h (e1 left), back at +24.5 h (e2 in range)
+    await harness.tick()
+    entries = [c for c in changes(harness) if c[0] == "s0"]
+    assert entries == [("s0", "a", "entered"), ("s0", "a", "exited"), ("s0", "a", "entered")]
+    await harness.send_events(ev("a", "e3", "Viewed", NOW + 25 * HOUR))
+    await harness.send_events(ev("a", "e4", "Viewed", NOW + 25 * HOUR))
+    counts = store.trend["s0"]
+    assert (sum(v for k, v in counts.items() if k.startswith("e:")),
+            sum(v for k, v in counts.items() if k.startswith("x:"))) == (2, 1)
+    assert [c for c in changes(harness) if c[0] == "s0"] == entries  # nothing sent again
+    assert store.members["s0"] == {"a"}
