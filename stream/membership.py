@@ -8,6 +8,7 @@ recount, the live path and the tests share one definition of membership.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -58,6 +59,11 @@ class UserState:
     blacklisted: bool = False
     members: set[str] = field(default_factory=set)
     stored_aggs: dict[str, str] = field(default_factory=dict)
+    # A heavy user's sealed blocks as stored (field name -> text), and how to find one by
+    # (segment, condition index, block id): the state layer, which names the fields, sets it.
+    stored_blocks: dict[str, str] = field(default_factory=dict)
+    block_text: Callable[[str, int, int], str | None] | None = None
+    reset_aggs: set[str] = field(default_factory=set)  # stored aggregates discarded (a replaced rule's)
     aggs: dict[str, list[Aggregate]] = field(default_factory=dict)
     stale_outbox: list[Transition] = field(default_factory=list)
     backfilled: set[str] = field(default_factory=set)
@@ -98,9 +104,13 @@ def aggregates_for(user: UserState, seg: Segment) -> list[Aggregate]:
     if aggs is None:
         raw = user.stored_aggs.get(seg.id)
         try:
-            aggs = aggregates_from_json(raw, seg.conditions) if raw else fresh_aggregates(seg)
+            find = user.block_text
+            aggs = (aggregates_from_json(raw, seg.conditions,
+                                         None if find is None else lambda ci, bid: find(seg.id, ci, bid))
+                    if raw else fresh_aggregates(seg))
         except ValueError:  # a stale shape can only come from a replaced rule
             aggs = fresh_aggregates(seg)
+            user.reset_aggs.add(seg.id)
         user.aggs[seg.id] = aggs
     return aggs
 
@@ -170,9 +180,9 @@ def reevaluate(user: UserState, index: SegmentIndex, sids: set[str] | frozenset[
             continue
         aggs = aggregates_for(user, seg)
         for cond, agg in zip(seg.conditions, aggs, strict=True):  # strict: also checks the shape for decide
-            before = (len(agg.entries), agg.count)
+            before = agg.shape
             prune(cond, agg, now_ms)
-            if (len(agg.entries), agg.count) != before:
+            if agg.shape != before:
                 user.dirty_aggs.add(sid)
         member = seg.decide(user.profile, reach, aggs, now_ms, user.members)
         if member != (sid in user.members):

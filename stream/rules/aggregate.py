@@ -7,7 +7,9 @@ A condition's counted events are split in two parts:
   folded into running figures (`count`, `total`, `extra`), O(1) each;
 - *pending*: with `within` or `before`, events that will enter or leave the
   range as time passes are kept as sorted `entries` (ts, column...), which
-  also tells the timers the next instant membership can change.
+  also tells the timers the next instant membership can change. A heavy
+  user's older pending entries are sealed into blocks (`stream.rules.blocks`)
+  so a touch reads and writes a block, not the whole window.
 
 Columns hold one value per aggregate test, read once at fold time: a sum's
 amount (0 when not a finite number), a min/max/avg's number (None when not
@@ -23,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.rules.blocks import BLOCK_ENTRIES, TAIL_ENTRIES, Blocks
 from stream.rules.model import AggTest, EventCond, PropFilter, Scalar, SequenceCond, Stateful
 from stream.rules.ops import compare, is_number
 
@@ -39,6 +42,16 @@ class Aggregate:
     total: list[float] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)  # pending (ts, columns...), sorted
     extra: list[Any] = field(default_factory=list)  # settled min/max/avg/distinct figures, in test order
+    blocks: Blocks = field(default_factory=Blocks)  # older pending entries, sealed (stream.rules.blocks)
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0 and not self.entries and not self.blocks.items
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Changes whenever pruning changed what is stored."""
+        return len(self.entries), self.count, len(self.blocks.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +169,41 @@ def fold(cond: Stateful, agg: Aggregate, ts_ms: int, props: Mapping[str, Scalar]
     columns = _columns(cond, props)
     if bounds.moving:
         insort(agg.entries, (ts_ms, *columns), key=_ts)
+        if len(agg.entries) >= BLOCK_ENTRIES + TAIL_ENTRIES:
+            _seal(cond, agg)
     else:
         _settle(cond, agg, columns)
+
+
+def sealable(cond: Stateful) -> bool:
+    """Windowed event conditions with a test, or with `before`: a `within`-only count keeps
+    v+1 entries (prune), and a sequence's chain search needs its entries together."""
+    if not isinstance(cond, EventCond) or not cond.bounds.moving:
+        return False
+    return bool(cond.tests) or cond.bounds.before_ms > 0 or cond.bounds.within_ms is None
+
+
+def _seal(cond: Stateful, agg: Aggregate) -> None:
+    """The open tail's oldest entries become blocks until it holds less than a block and its slack."""
+    if not isinstance(cond, EventCond) or not sealable(cond):
+        return
+    while len(agg.entries) >= BLOCK_ENTRIES + TAIL_ENTRIES:
+        part = agg.entries[:BLOCK_ENTRIES]
+        del agg.entries[:BLOCK_ENTRIES]
+        summary = new_aggregate(cond)
+        for entry in part:
+            _settle(cond, summary, entry[1:])
+        agg.blocks.add(part, summary)
+
+
+def _absorb(cond: EventCond, agg: Aggregate, other: Aggregate) -> None:
+    """Adds settled figures (a block's summary, a backfill's settled part) into `agg`'s."""
+    agg.count += other.count
+    for part in other.total:
+        add_exact(agg.total, part)
+    tests = [t for t in cond.tests if t.kind != "sum"] if not legacy_shape(cond) else []
+    for slot, test in enumerate(tests):
+        agg.extra[slot] = _combine(test, agg.extra[slot], other.extra[slot])
 
 
 def add_exact(partials: list[float], x: float) -> list[float]:
@@ -219,14 +265,12 @@ def merge(cond: Stateful, agg: Aggregate, other: Aggregate) -> None:
         if not cond.bounds.moving:
             _settle_chain(cond, agg, agg.entries)
         return
-    agg.count += other.count
-    for part in other.total:
-        add_exact(agg.total, part)
+    _absorb(cond, agg, other)
+    for block in other.blocks.items:
+        agg.blocks.add(other.blocks.entries(block), block.summary)
     if other.entries:
         agg.entries = sorted(agg.entries + other.entries, key=_ts)
-    tests = [t for t in cond.tests if t.kind != "sum"] if not legacy_shape(cond) else []
-    for slot, test in enumerate(tests):
-        agg.extra[slot] = _combine(test, agg.extra[slot], other.extra[slot])
+        _seal(cond, agg)
 
 
 def _combine(test: AggTest, a: Any, b: Any) -> Any:
@@ -253,11 +297,13 @@ def prune(cond: Stateful, agg: Aggregate, now_ms: int) -> None:
     So a heavy user's windowed count holds v+1 entries, not its history.
     """
     bounds = cond.bounds
-    if not bounds.moving or not agg.entries:
+    if not bounds.moving or not (agg.entries or agg.blocks.items):
         return
     within, shift = bounds.within_ms, bounds.before_ms
     entries = agg.entries
     if within is not None:
+        horizon = now_ms - within
+        agg.blocks.drop(lambda b: b.last > horizon)
         cut = bisect_right(entries, now_ms - within, key=_ts)
         if isinstance(cond, EventCond) and not cond.tests and shift == 0:
             keep = int(cond.count.value) + 1
@@ -266,6 +312,9 @@ def prune(cond: Stateful, agg: Aggregate, now_ms: int) -> None:
             del entries[:cut]
         return
     # `before` alone: entries at or before now - B are in range for good.
+    if isinstance(cond, EventCond):
+        for block in agg.blocks.drop(lambda b: b.last > now_ms - shift):
+            _absorb(cond, agg, block.summary)
     ready = bisect_right(entries, now_ms - shift, key=_ts)
     if not ready:
         return
@@ -301,20 +350,34 @@ def measure(cond: Stateful, agg: Aggregate, now_ms: int) -> Measure:
             return Measure(1, found=tuple(int(e[0]) for e in agg.entries))
         chain = _chain(cond, live)
         return Measure(0 if chain is None else 1, found=chain)
-    count = agg.count + len(live)
+    settled = agg
+    if agg.blocks.items:
+        bounds = cond.bounds
+        lo = None if bounds.within_ms is None else now_ms - bounds.within_ms
+        whole, cut = agg.blocks.split(lo, now_ms - bounds.before_ms)
+        live = [*live, *cut]
+        if whole:  # fsum takes any list of partials: concatenating them keeps the sum exact
+            settled = Aggregate(agg.count + sum(b.summary.count for b in whole),
+                                [*agg.total, *(p for b in whole for p in b.summary.total)], extra=list(agg.extra))
+            if settled.extra:
+                tests = [t for t in cond.tests if t.kind != "sum"]
+                for block in whole:
+                    for slot, test in enumerate(tests):
+                        settled.extra[slot] = _combine(test, settled.extra[slot], block.summary.extra[slot])
+    count = settled.count + len(live)
     if legacy_shape(cond):
         if cond.sum is None:
             return Measure(count)
         # fsum: the answer must not depend on the order events arrived in.
-        return Measure(count, (math.fsum([*agg.total, *(float(e[1]) for e in live)]),))
+        return Measure(count, (math.fsum([*settled.total, *(float(e[1]) for e in live)]),))
     values: list[float | int | None] = []
     slot = 0
     for col, test in enumerate(cond.tests, start=1):
         column = [e[col] for e in live]
         if test.kind == "sum":
-            values.append(math.fsum([*agg.total, *column]))
+            values.append(math.fsum([*settled.total, *column]))
             continue
-        figure = agg.extra[slot]
+        figure = settled.extra[slot]
         slot += 1
         values.append(_value(test, figure, column))
     return Measure(count, tuple(values))
@@ -389,7 +452,7 @@ def next_window_change(cond: Stateful, agg: Aggregate, now_ms: int) -> int | Non
     """An entry is in range on [ts + B, ts + W): it enters at ts + B (B = 0 without `before`)
     and leaves at ts + W; the earliest such instant after now."""
     bounds = cond.bounds
-    if not bounds.moving or not agg.entries:
+    if not bounds.moving or not (agg.entries or agg.blocks.items):
         return None
     within, shift = bounds.within_ms, bounds.before_ms
     entries = agg.entries
@@ -397,8 +460,12 @@ def next_window_change(cond: Stateful, agg: Aggregate, now_ms: int) -> int | Non
     hi = bisect_right(entries, now_ms - shift, key=_ts)
     if hi < len(entries):
         candidates.append(int(entries[hi][0]) + shift)
+    if (entering := agg.blocks.first_after(now_ms - shift)) is not None:
+        candidates.append(entering + shift)
     if within is not None:
         lo = bisect_right(entries, now_ms - within, key=_ts)
         if lo < len(entries):
             candidates.append(int(entries[lo][0]) + within)
+        if (leaving := agg.blocks.first_after(now_ms - within)) is not None:
+            candidates.append(leaving + within)
     return min(candidates, default=None)

@@ -9,13 +9,23 @@ entries are (ts, step mask), the same two columns. An event condition with
 min/max/avg/distinct tests (rules v2) stores its settled figures as a list in
 third place, `[count, total, [figures], ts0, c1, ..., cn, dt1, ...]`, with one
 column per test; the condition says how many, so it is not stored.
+
+A heavy user's sealed blocks (`stream.rules.blocks`) add an object right
+after `total`: `{"k": next_id, "b": [[id, first_ts, last_ts, count, total,
+([figures])], ...]}`, the directory with each block's summary; the block's
+entries are stored apart (`block_to_json`, the same flat delta columns), in
+a hash field per block that the caller names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from stream.rules.aggregate import Aggregate, Entry, legacy_shape
+from stream.rules.blocks import Block, Blocks
 from stream.rules.jsonio import dumps, loads
 from stream.rules.model import EventCond, Stateful
 
@@ -46,33 +56,91 @@ def _figure_json(figure: object) -> object:
     return _num(figure)
 
 
+def _flat(entries: Sequence[Entry], row: list[object]) -> list[object]:
+    if not entries:
+        return row
+    stamps = [e[0] for e in entries]
+    steps = [stamps[0], *map(operator.sub, stamps[1:], stamps)]
+    if len(entries[0]) == 2 and len(entries[-1]) == 2:  # one column (an aggregate's rows share a width)
+        cells: list[object] = [None] * (2 * len(entries))
+        cells[0::2] = steps
+        cells[1::2] = [int(v) if type(v) is float and v.is_integer() and -_EXACT_INT < v < _EXACT_INT else v
+                       for _, v in entries]  # _num, inlined: this is a heavy user's tail
+        row += cells
+        return row
+    for step, entry in zip(steps, entries, strict=True):
+        row.append(step)
+        row.extend(_num(c) for c in entry[1:])
+    return row
+
+
 def aggregates_to_json(aggs: Sequence[Aggregate]) -> str:
     out: list[list[object]] = []
     for agg in aggs:
         row: list[object] = [agg.count, _total(agg.total)]
+        if agg.blocks.items or agg.blocks.next_id:
+            row.append({"k": agg.blocks.next_id, "b": [_summary_json(b) for b in agg.blocks.items]})
         if agg.extra:
             row.append([_figure_json(x) for x in agg.extra])
-        prev = 0
-        for i, entry in enumerate(agg.entries):
-            ts = entry[0]
-            row.append(ts if i == 0 else ts - prev)
-            row.extend(_num(c) for c in entry[1:])
-            prev = ts
-        out.append(row)
+        out.append(_flat(agg.entries, row))
     return dumps(out)
 
 
-def aggregates_from_json(text: str, conds: Sequence[Stateful] | None = None) -> list[Aggregate]:
+def _summary_json(block: Block) -> list[object]:
+    if block.row is not None and not block.dirty:
+        return block.row  # as read: a block's summary never changes
+    s = block.summary
+    row: list[object] = [block.id, block.first, block.last, s.count, _total(s.total)]
+    if s.extra:
+        row.append([_figure_json(x) for x in s.extra])
+    return row
+
+
+def block_to_json(block: Block) -> str:
+    if block.entries is None:
+        raise ValueError(f"block {block.id}: its entries were never read")
+    return dumps(_flat(block.entries, []))
+
+
+def changed_blocks(aggs: Sequence[Aggregate]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
+    """(condition index, block id, text) to write and (condition index, block id) to delete."""
+    put: list[tuple[int, int, str]] = []
+    gone: list[tuple[int, int]] = []
+    for ci, agg in enumerate(aggs):
+        put += [(ci, b.id, block_to_json(b)) for b in agg.blocks.items if b.dirty]
+        gone += [(ci, bid) for bid in agg.blocks.dropped]
+    return put, gone
+
+
+def block_ids(text: str) -> list[tuple[int, int]]:
+    """(condition index, block id) of every block an aggregate's stored text names."""
+    if '{"k":' not in text:  # the directory's marker: most users have no block at all
+        return []
+    data = loads(text)
+    out: list[tuple[int, int]] = []
+    for ci, row in enumerate(data if isinstance(data, list) else []):
+        if isinstance(row, list) and len(row) > 2 and isinstance(row[2], dict):
+            out += [(ci, int(b[0])) for b in row[2].get("b", [])]
+    return out
+
+
+BlockText = Callable[[int, int], "str | None"]
+
+
+def aggregates_from_json(text: str, conds: Sequence[Stateful] | None = None,
+                         block_text: BlockText | None = None) -> list[Aggregate]:
     """Raises ValueError on anything this module did not write, rather than evaluating garbage.
 
     `conds` (the rule's stateful conditions) gives each row's column count;
-    without it every row must be of the two-column shape."""
+    without it every row must be of the two-column shape. `block_text(condition
+    index, block id)` gives a sealed block's stored text (None: not read); it is
+    decoded only when a range edge cuts the block."""
     data = loads(text)
     if not isinstance(data, list):
         raise ValueError("aggregates: expected a list")
     if conds is not None and len(conds) != len(data):
         raise ValueError(f"aggregates: {len(data)} rows for {len(conds)} conditions")
-    return [_row(row, i, None if conds is None else conds[i]) for i, row in enumerate(data)]
+    return [_row(row, i, None if conds is None else conds[i], block_text) for i, row in enumerate(data)]
 
 
 def _width(cond: Stateful | None) -> int:
@@ -81,12 +149,16 @@ def _width(cond: Stateful | None) -> int:
     return 1 + len(cond.tests)
 
 
-def _row(row: object, index: int, cond: Stateful | None) -> Aggregate:
+def _row(row: object, index: int, cond: Stateful | None, block_text: BlockText | None = None) -> Aggregate:
     if not isinstance(row, list) or len(row) < 2:
         raise ValueError(f"aggregates[{index}]: expected a list")
     width = _width(cond)
     extra: list[object] = []
     body = row[2:]
+    blocks = Blocks()
+    if body and isinstance(body[0], dict):
+        blocks = _directory(body[0], index, cond, block_text)
+        body = body[1:]
     if width > 2 or (body and isinstance(body[0], list)):
         if not body or not isinstance(body[0], list):
             raise ValueError(f"aggregates[{index}]: expected the settled figures in third place")
@@ -95,12 +167,37 @@ def _row(row: object, index: int, cond: Stateful | None) -> Aggregate:
     # type() rather than isinstance: a bool is an int to isinstance, and this runs per user per touch.
     if type(count) is not int or count < 0:
         raise ValueError(f"aggregates[{index}]: count must be a non-negative integer")
-    if len(body) % width:
+    entries = _entries(body, index, cond, width, bool(extra))
+    return Aggregate(count=count, total=_partials(total, index), entries=entries, extra=[_figure(x) for x in extra],
+                     blocks=blocks)
+
+
+def _directory(data: dict[str, Any], index: int, cond: Stateful | None, block_text: BlockText | None) -> Blocks:
+    rows, next_id = data.get("b"), data.get("k")
+    if not isinstance(rows, list) or type(next_id) is not int:
+        raise ValueError(f"aggregates[{index}]: a block directory needs k and b")
+    width = _width(cond)
+    figures = isinstance(cond, EventCond) and not legacy_shape(cond)  # as `_row` finds them: not plain columns
+    blocks = Blocks(next_id=next_id, decode=lambda raw: _entries(loads(raw), index, cond, width, figures),
+                    fetch=None if block_text is None else lambda bid: block_text(index, bid))
+    for b in rows:
+        if (type(b) is not list or len(b) < 5 or type(b[0]) is not int or type(b[1]) is not int
+                or type(b[2]) is not int or type(b[3]) is not int):
+            raise ValueError(f"aggregates[{index}]: a block row is [id, first, last, count, total, ...]")
+        summary = Aggregate(b[3], _partials(b[4], index), extra=[_figure(x) for x in b[5]] if len(b) > 5 else [])
+        blocks.items.append(Block(b[0], b[1], b[2], summary, row=b))
+    return blocks
+
+
+def _entries(body: object, index: int, cond: Stateful | None, width: int, extra: bool) -> list[Entry]:
+    if not isinstance(body, list) or len(body) % width:
         raise ValueError(f"aggregates[{index}]: entries of {width} columns expected")
     entries: list[Entry] = []
     ts = 0
     plain = width == 2 and not extra
     masks = cond is not None and _is_mask(cond)  # a sequence's second column is an int, not a float
+    if plain and not masks and body:
+        return _plain_entries(body, index)
     for j in range(0, len(body), width):
         step = body[j]
         if type(step) is not int or (j and step < 0):
@@ -115,7 +212,17 @@ def _row(row: object, index: int, cond: Stateful | None) -> Aggregate:
         if not all(type(c) in _CELL for c in cells):
             raise ValueError(f"aggregates[{index}]: unexpected cell")
         entries.append((ts, *(float(c) if type(c) is int else c for c in cells)))
-    return Aggregate(count=count, total=_partials(total, index), entries=entries, extra=[_figure(x) for x in extra])
+    return entries
+
+
+def _plain_entries(body: list[Any], index: int) -> list[Entry]:
+    """(ts, number) pairs, checked and decoded a column at a time: a heavy user's tail and blocks."""
+    steps, cells = body[0::2], body[1::2]
+    if not set(map(type, steps)) <= {int} or min(steps[1:], default=0) < 0:
+        raise ValueError(f"aggregates[{index}]: timestamps must be sorted integers")
+    if not set(map(type, cells)) <= {int, float}:
+        raise ValueError(f"aggregates[{index}]: expected a number after each timestamp")
+    return list(zip(itertools.accumulate(steps), map(float, cells), strict=True))
 
 
 def _partials(value: object, index: int) -> list[float]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from stream.membership import Transition, UserState
 from stream.rules import aggregates_to_json
 from stream.rules.jsonio import dumps, loads
+from stream.rules.storage import block_ids, changed_blocks
 
 VERSION = "v"
 PROFILE = "p"
@@ -27,6 +28,7 @@ OUTBOX = "o"
 APPLIED_EVENTS = "qe"  # offset of the last `events` message applied to this user (its partition)
 APPLIED_PROFILES = "qp"  # same for `profiles`
 AGG_PREFIX = "a:"
+BLOCK_PREFIX = "ab:"  # ab:<sid>:<condition index>:<block id>, a heavy user's sealed entries
 BACKFILL_PREFIX = "bf:"
 
 # What a reader needs to tell whether a user is in a segment and reachable (recount, export).
@@ -54,6 +56,23 @@ def backfill_field(sid: str) -> str:
     return BACKFILL_PREFIX + sid
 
 
+def block_field(sid: str, condition: int, block: int) -> str:
+    return f"{BLOCK_PREFIX}{sid}:{condition}:{block}"
+
+
+def _is_block_of(name: str, sid: str) -> bool:
+    head, _, rest = name.partition(BLOCK_PREFIX + sid + ":")
+    ci, _, bid = rest.partition(":")
+    return not head and ci.isdigit() and bid.isdigit()
+
+
+def block_fields(sid: str, stored_agg: str) -> list[str]:
+    """The block fields a stored `a:<sid>` names: a reader of that one field must read these too."""
+    return [block_field(sid, ci, bid) for ci, bid in block_ids(stored_agg)]
+
+
+
+
 def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
     """Decodes a hash written through `changed_fields`; an empty hash is a user never seen."""
     user = UserState(user_id=user_id, exists=bool(fields))
@@ -72,6 +91,11 @@ def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
             user.stored_aggs[name[len(AGG_PREFIX):]] = value
         elif name.startswith(BACKFILL_PREFIX):
             user.backfilled.add(name[len(BACKFILL_PREFIX):])
+        elif name.startswith(BLOCK_PREFIX):
+            user.stored_blocks[name] = value
+    if user.stored_blocks:
+        blocks = user.stored_blocks
+        user.block_text = lambda sid, ci, bid: blocks.get(block_field(sid, ci, bid))
     user.timer_queued = TIMER_QUEUED in fields
     if DUE in fields:
         user.due_known = True
@@ -92,10 +116,17 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
         to_set[BLACKLISTED] = "1" if user.blacklisted else "0"
     for sid in sorted(user.dirty_aggs):
         aggs = user.aggs.get(sid)
-        if aggs is None or all(a.count == 0 and not a.entries for a in aggs):
+        if aggs is None or all(a.empty for a in aggs):
             to_del.append(agg_field(sid))
+            to_del += [name for name in user.stored_blocks if _is_block_of(name, sid)]
         else:
             to_set[agg_field(sid)] = aggregates_to_json(aggs)
+            put, gone = changed_blocks(aggs)
+            to_set.update((block_field(sid, ci, bid), text) for ci, bid, text in put)
+            to_del += [block_field(sid, ci, bid) for ci, bid in gone]
+            if sid in user.reset_aggs:  # the blocks of a replaced rule's aggregates go with them
+                named = {block_field(sid, ci, b.id) for ci, agg in enumerate(aggs) for b in agg.blocks.items}
+                to_del += sorted(n for n in user.stored_blocks if _is_block_of(n, sid) and n not in named)
     for sid in sorted(user.dirty_backfills):
         if sid in user.backfilled:
             to_set[backfill_field(sid)] = "1"

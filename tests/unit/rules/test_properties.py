@@ -11,6 +11,10 @@ product's verdict at each point it names must be the oracle's.
 Timestamps sit on a coarse grid (with a few 1 ms offsets and many equal
 timestamps) and the durations are multiples of the grid, so window edges,
 `before` edges and sequence spans are hit exactly.
+
+Blocks of 2 entries and a tail slack of 1 (`small_blocks`) instead of 512 and 64: a generated stream's
+pending entries are then mostly sealed (`stream.rules.blocks`), so every
+range test runs over whole blocks, blocks a window edge cuts, and the tail.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
+import stream.rules.aggregate as aggregate_module
 from stream.rules import (
     CHANNELS,
     COMPARISON_OPS,
@@ -60,9 +65,18 @@ from stream.rules import (
     rule_to_json,
     stateful_conditions,
 )
+from stream.rules.storage import block_ids, changed_blocks
 from tests.oracle import RawEvent, oracle_changes, oracle_member
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_blocks() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(aggregate_module, "BLOCK_ENTRIES", 2)
+        mp.setattr(aggregate_module, "TAIL_ENTRIES", 1)
+        yield
 
 MIN = 60_000
 HOUR = 60 * MIN
@@ -364,6 +378,7 @@ class Product:
         self.user = user
         self.conds = stateful_conditions(user.rule)
         self.aggs = [new_aggregate(c) for c in self.conds]
+        self.blocks: dict[tuple[int, int], str] = {}  # (condition index, block id) -> stored text
         self.seen: set[str] = set()
         self.reach = reachability(user.profile, user.subscriptions)
 
@@ -380,9 +395,15 @@ class Product:
                 fold(cond, agg, ts, props, name=name)
 
     def round_trip(self) -> None:
+        """As the user hash stores them: the aggregates' field, and a field per written block."""
         text = aggregates_to_json(self.aggs)
-        self.aggs = aggregates_from_json(text, self.conds)
+        put, gone = changed_blocks(self.aggs)
+        for ci, bid in gone:
+            self.blocks.pop((ci, bid), None)
+        self.blocks.update(((ci, bid), raw) for ci, bid, raw in put)
+        self.aggs = aggregates_from_json(text, self.conds, lambda ci, bid: self.blocks.get((ci, bid)))
         assert aggregates_to_json(self.aggs) == text, "stored aggregates do not read back as written"
+        assert set(self.blocks) == set(block_ids(text)), "stored blocks are the ones the directory names"
 
     def prune(self, aggs: Sequence[Aggregate], now: int) -> None:
         for cond, agg in zip(self.conds, aggs, strict=True):
@@ -454,6 +475,7 @@ def play(user: User, items: Sequence[RawEvent | Tick], data: st.DataObject) -> N
     product = Product(user)
     now = T0
     verdicts: set[bool] = set()
+    sealed = False
     for item in items:
         if not isinstance(item, Tick):
             product.deliver(item)
@@ -464,11 +486,13 @@ def play(user: User, items: Sequence[RawEvent | Tick], data: st.DataObject) -> N
         product.prune(product.aggs, now)
         if data.draw(st.booleans(), label="round trip at tick"):
             product.round_trip()
+        sealed = sealed or any(a.blocks.items for a in product.aggs)
         verdict = product.evaluate(product.aggs, now)
         assert verdict == user.oracle(now), f"at tick {now}"
         verdicts.add(verdict)
         follow_changes(product, now, verdict)
     event(f"verdicts seen at ticks: {sorted(verdicts)}")
+    event(f"blocks sealed at some tick: {sealed}")
 
 
 TRICKY: tuple[Scalar, ...] = (0.1, 0.2, 0.3, 0.7, 1.0, 1, 2, 2.0, 1e16, -1e16, "1", "2", True, False)
