@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.rules.blocks import BLOCK_ENTRIES, TAIL_ENTRIES, Blocks
+from stream.rules.blocks import BLOCK_ENTRIES, TAIL_ENTRIES, Blocks, Summary
 from stream.rules.model import AggTest, EventCond, PropFilter, Scalar, SequenceCond, Stateful
 from stream.rules.ops import compare, is_number
 
@@ -190,13 +190,13 @@ def _seal(cond: Stateful, agg: Aggregate) -> None:
     while len(agg.entries) >= BLOCK_ENTRIES + TAIL_ENTRIES:
         part = agg.entries[:BLOCK_ENTRIES]
         del agg.entries[:BLOCK_ENTRIES]
-        summary = new_aggregate(cond)
+        settled = new_aggregate(cond)
         for entry in part:
-            _settle(cond, summary, entry[1:])
-        agg.blocks.add(part, summary)
+            _settle(cond, settled, entry[1:])
+        agg.blocks.add(part, Summary(settled.count, settled.total, settled.extra))
 
 
-def _absorb(cond: EventCond, agg: Aggregate, other: Aggregate) -> None:
+def _absorb(cond: EventCond, agg: Aggregate, other: Aggregate | Summary) -> None:
     """Adds settled figures (a block's summary, a backfill's settled part) into `agg`'s."""
     agg.count += other.count
     for part in other.total:

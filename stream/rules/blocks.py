@@ -28,10 +28,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from stream.rules.aggregate import Aggregate
+from typing import Any
 
 Entry = tuple[Any, ...]
 BLOCK_ENTRIES = 512
@@ -40,6 +37,16 @@ near 200 rows at 100,000 events (about 1 ms to decode). The open tail is sealed 
 `BLOCK_ENTRIES + TAIL_ENTRIES`, so it keeps 64 to 575: re-encoded on every touch, it costs
 about 0.6 us per entry."""
 TAIL_ENTRIES = 64
+
+
+@dataclass(slots=True)
+class Summary:
+    """A block's entries settled as if all were in range: what `Aggregate` settles, without its
+    pending parts, since a heavy user's touch builds about 200 of them from the directory."""
+
+    count: int
+    total: list[float]
+    extra: list[Any]
 
 
 class MissingBlock(LookupError):
@@ -52,7 +59,7 @@ class Block:
     id: int
     first: int
     last: int
-    summary: Aggregate
+    summary: Summary
     entries: list[Entry] | None = None  # None until a range edge cuts the block
     row: list[Any] | None = None  # its directory row as read, written back as is while not dirty
     dirty: bool = False  # created or changed since it was read: to be written
@@ -76,7 +83,7 @@ class Blocks:
             block.entries = self.decode(raw)
         return block.entries
 
-    def add(self, entries: list[Entry], summary: Aggregate) -> None:
+    def add(self, entries: list[Entry], summary: Summary) -> None:
         self.items.append(Block(self.next_id, int(entries[0][0]), int(entries[-1][0]), summary, entries, dirty=True))
         self.next_id += 1
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stream.rules.aggregate import Aggregate, Entry, legacy_shape
-from stream.rules.blocks import Block, Blocks
+from stream.rules.blocks import Block, Blocks, Summary
 from stream.rules.jsonio import dumps, loads
 from stream.rules.model import EventCond, Stateful
 
@@ -184,7 +184,7 @@ def _directory(data: dict[str, Any], index: int, cond: Stateful | None, block_te
         if (type(b) is not list or len(b) < 5 or type(b[0]) is not int or type(b[1]) is not int
                 or type(b[2]) is not int or type(b[3]) is not int):
             raise ValueError(f"aggregates[{index}]: a block row is [id, first, last, count, total, ...]")
-        summary = Aggregate(b[3], _partials(b[4], index), extra=[_figure(x) for x in b[5]] if len(b) > 5 else [])
+        summary = Summary(b[3], _partials(b[4], index), [_figure(x) for x in b[5]] if len(b) > 5 else [])
         blocks.items.append(Block(b[0], b[1], b[2], summary, row=b))
     return blocks
 
