@@ -35,8 +35,9 @@ class OutputUnavailable(RuntimeError):
     """The outputs' broker did not acknowledge: the caller retries (nothing was acknowledged upstream)."""
 
 
-# (partition, user id, value; None is a tombstone): the changelog is co-partitioned with the inputs.
-ChangelogRecord = tuple[int, str, bytes | None]
+# (partition, key, value; None is a tombstone): the changelog is co-partitioned with the inputs. The
+# key is the user id, or a heavy user's block (`stream.state.userhash.changelog_records`).
+ChangelogRecord = tuple[int, bytes, bytes | None]
 
 
 class Outputs(Protocol):

@@ -53,6 +53,7 @@ from stream.state.userhash import (
     TRANSIENT,
     dedupe_token,
     from_changelog,
+    parse_block_key,
 )
 from stream.wiring import Core
 
@@ -232,10 +233,17 @@ async def _restore_users(core: Core, settings: Settings, p: int, live: Any, memb
                          summary: Summary) -> dict[str, tuple[int, int]]:
     """Latest hash per user from the changelog; returns each user's applied (events, profiles) offsets."""
     latest: dict[str, bytes | None] = {}
+    blocks: dict[str, dict[str, str]] = defaultdict(dict)  # a heavy user's sealed blocks, by field
     async for batch in read_range(settings, settings.topic_changelog, p, 0):
         for msg in batch:
-            if msg.key is not None:
+            if msg.key is None:
+                continue
+            if (block := parse_block_key(msg.key)) is None:
                 latest[msg.key.decode()] = msg.value
+            elif msg.value is None:
+                blocks[block[0]].pop(block[1], None)
+            else:
+                blocks[block[0]][block[1]] = msg.value.decode()
     applied: dict[str, tuple[int, int]] = {}
     commands: list[Command] = []
     known: list[str] = []
@@ -245,6 +253,7 @@ async def _restore_users(core: Core, settings: Settings, p: int, live: Any, memb
         if value is None:
             continue  # forgotten
         fields = {k: v for k, v in from_changelog(value).items() if k not in TRANSIENT}
+        fields.update(blocks.get(uid, {}))  # blocks of a forgotten or unknown user stay out
         commands.append((core.keys.user(uid), [b"DEL", core.keys.user(uid).encode()]))
         commands.append(_hset(core.keys.user(uid), fields))
         applied[uid] = (int(fields.get(APPLIED_EVENTS, "-1")), int(fields.get(APPLIED_PROFILES, "-1")))

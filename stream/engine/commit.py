@@ -25,7 +25,7 @@ from stream.outputs import ChangelogRecord, Outputs
 from stream.segments import SegmentIndex
 from stream.state.segments import MemberChange
 from stream.state.store import EngineStore, SideEffects
-from stream.state.userhash import apply_commit, changelog_value
+from stream.state.userhash import apply_commit, changelog_records
 from stream.state.users import COMMITTED, DUPLICATE, Lookup
 
 MAX_ATTEMPTS = 20
@@ -196,11 +196,11 @@ class Committer:
             user = a.user
             if user.written is None or user.stored is None:
                 continue
-            merged = user.stored
-            apply_commit(merged, *user.written)
+            merged, written = user.stored, user.written
+            apply_commit(merged, *written)
             user.written = None  # merged in place: settle caches `stored` as is
             partition = a.partition if a.partition is not None else partition_for(user.user_id, self.partitions)
-            records.append((partition, user.user_id, changelog_value(merged)))
+            records += [(partition, key, value) for key, value in changelog_records(user.user_id, merged, written)]
         if records:
             await self.outputs.send_changelog(records)
         if trend_records:

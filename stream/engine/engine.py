@@ -37,6 +37,7 @@ from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
 from stream.state.resp import RedisRestarted
 from stream.state.store import EngineStore
+from stream.state.userhash import block_key
 from stream.state.users import Lookup
 
 Item = tuple[Message, Event | ProfileUpdate]
@@ -252,13 +253,15 @@ class Engine:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def forget_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
+    async def forget_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]],
+                          blocks: Sequence[str] = ()) -> None:
         """After a forget job ended the user's memberships: their state goes, and the changelog
-        gets a tombstone so a rebuild never brings them back."""
+        gets tombstones (the user's and each of its `blocks`') so a rebuild never brings them back."""
         async with self.lock:
             await self.store.delete_user(user_id, partition, identities)
             if self.settings.changelog:
-                await self.outputs.send_changelog([(partition, user_id, None)])
+                await self.outputs.send_changelog([(partition, user_id.encode(), None),
+                                                   *((partition, block_key(user_id, n), None) for n in blocks)])
             await self.durable()
 
     async def run_users(self, user_ids: Sequence[str], partition: int | None, work: Work,

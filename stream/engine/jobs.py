@@ -323,7 +323,8 @@ async def _forget_part(runner: JobRunner, job: Job, p: int) -> Result:
     report = await runner.engine.run_users([uid], p, work)
     identities = [(k, str(v)) for u in report.applied for k, v in u.profile.items()
                   if k in ("email", "phone") and isinstance(v, str)]
-    await runner.engine.forget_user(uid, p, identities)
+    blocks = [name for u in report.applied for name in u.stored_blocks]
+    await runner.engine.forget_user(uid, p, identities, blocks)
     return {"user_id": uid, "memberships_ended": len(ended), "found": bool(report.applied)}
 
 

@@ -123,8 +123,8 @@ class KafkaOutputs:
 
     async def send_changelog(self, records: list[ChangelogRecord]) -> None:
         by_partition: dict[int, list[Record]] = defaultdict(list)
-        for partition, uid, value in records:
-            by_partition[partition].append((uid.encode(), value, []))
+        for partition, key, value in records:
+            by_partition[partition].append((key, value, []))
         await asyncio.gather(*(self.send(self.settings.topic_changelog, rs, partition=p)
                                for p, rs in by_partition.items()))
 

@@ -170,8 +170,38 @@ def apply_commit(stored: dict[str, str], written: Mapping[str, str], deleted: It
 
 
 def changelog_value(stored: Mapping[str, str]) -> bytes:
-    """The user's durable state as the changelog records it (transient fields left out)."""
-    return dumps({k: v for k, v in stored.items() if k not in TRANSIENT}).encode()
+    """The user's durable state as the changelog records it: transient fields and blocks left
+    out (each block is a record of its own, `changelog_records`)."""
+    return dumps({k: v for k, v in stored.items() if k not in TRANSIENT and not k.startswith(BLOCK_PREFIX)}).encode()
+
+
+# 0xFF never occurs in UTF-8, so a block's key can never be a user id's.
+_BLOCK_KEY = b"\xff"
+
+
+def block_key(user_id: str, name: str) -> bytes:
+    return _BLOCK_KEY + user_id.encode() + _BLOCK_KEY + name.encode()
+
+
+def parse_block_key(key: bytes) -> tuple[str, str] | None:
+    """(user id, block field) of a block's changelog key; None for a user's key."""
+    if not key.startswith(_BLOCK_KEY):
+        return None
+    uid, _, name = key[1:].rpartition(_BLOCK_KEY)
+    return uid.decode(), name.decode()
+
+
+def changelog_records(user_id: str, merged: Mapping[str, str], written: tuple[Mapping[str, str], Iterable[str]],
+                      ) -> list[tuple[bytes, bytes | None]]:
+    """A commit's changelog records: the user's hash without its blocks, and one record (or
+    tombstone) per block the commit wrote (or deleted). A heavy user's window is ~195 blocks
+    (810 KB): as part of one record it made every touch produce it all, and past 1 MiB the
+    producer would refuse it. Compaction keeps each block's last record."""
+    records: list[tuple[bytes, bytes | None]] = [(user_id.encode(), changelog_value(merged))]
+    to_set, to_del = written
+    records += [(block_key(user_id, n), v.encode()) for n, v in to_set.items() if n.startswith(BLOCK_PREFIX)]
+    records += [(block_key(user_id, n), None) for n in to_del if n.startswith(BLOCK_PREFIX)]
+    return records
 
 
 def from_changelog(value: bytes) -> dict[str, str]:

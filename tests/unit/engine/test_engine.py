@@ -154,7 +154,7 @@ async def test_input_appended_before_a_forget_is_never_applied(harness: EngineHa
 async def test_every_committed_user_is_in_the_changelog(harness: EngineHarness, define: Define) -> None:
     define({"event": {"name": "Charged"}})
     await harness.send_events(ev("a", "e1"), ev("b", "e2"))
-    logged = {uid: json.loads(value or b"null") for _, uid, value in harness.outputs.changelog}
+    logged = {uid.decode(): json.loads(value or b"null") for _, uid, value in harness.outputs.changelog}
     assert set(logged) == {"a", "b"}
     assert logged["a"]["m"] == '["s0"]' and "o" not in logged["a"]
     assert harness.outputs.trend and json.loads(harness.outputs.trend[-1][1]) == {"e": 2, "x": 0}
