@@ -131,7 +131,8 @@ def table(r: dict[str, Any]) -> str:
     rows.append((f"10 heavy user: {h['heavy_events_in_window']:,} events in a windowed sum",
                  f"{h['heavy_us_per_event']:,.0f} us/event vs light {h['light_us_per_event']:,.0f}",
                  f"{h['heavy_user_cost_ratio']:.1f}x a light user (target <= 3x); "
-                 f"state {h['heavy_state_bytes']:,} B"))
+                 f"state {h['heavy_state_bytes']:,} B in {h['heavy_blocks']} blocks, "
+                 f"{h['heavy_rewritten_bytes']:,} B rewritten per touch"))
     for label, us in r["rules"]["us_per_event"].items():
         rows.append((f"  rule kind: {label}", f"{us:,.0f} us/event",
                      f"{r['rules']['over_no_segment'][label]:.2f}x no segment (in-process engine, real Redis)"))
