@@ -37,7 +37,7 @@ from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
 from stream.state.resp import RedisRestarted
 from stream.state.store import EngineStore
-from stream.state.userhash import block_key
+from stream.state.userhash import forget_records
 from stream.state.users import Lookup
 
 Item = tuple[Message, Event | ProfileUpdate]
@@ -260,8 +260,8 @@ class Engine:
         async with self.lock:
             await self.store.delete_user(user_id, partition, identities)
             if self.settings.changelog:
-                await self.outputs.send_changelog([(partition, user_id.encode(), None),
-                                                   *((partition, block_key(user_id, n), None) for n in blocks)])
+                tombstones = forget_records(user_id, blocks)
+                await self.outputs.send_changelog([(partition, key, value) for key, value in tombstones])
             await self.durable()
 
     async def run_users(self, user_ids: Sequence[str], partition: int | None, work: Work,

@@ -71,8 +71,6 @@ def block_fields(sid: str, stored_agg: str) -> list[str]:
     return [block_field(sid, ci, bid) for ci, bid in block_ids(stored_agg)]
 
 
-
-
 def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
     """Decodes a hash written through `changed_fields`; an empty hash is a user never seen."""
     user = UserState(user_id=user_id, exists=bool(fields))
@@ -202,6 +200,11 @@ def changelog_records(user_id: str, merged: Mapping[str, str], written: tuple[Ma
     records += [(block_key(user_id, n), v.encode()) for n, v in to_set.items() if n.startswith(BLOCK_PREFIX)]
     records += [(block_key(user_id, n), None) for n in to_del if n.startswith(BLOCK_PREFIX)]
     return records
+
+
+def forget_records(user_id: str, blocks: Iterable[str]) -> list[tuple[bytes, None]]:
+    """A forgotten user's tombstones: its hash's record and each of its blocks' (`stored_blocks`)."""
+    return [(user_id.encode(), None), *((block_key(user_id, n), None) for n in blocks)]
 
 
 def from_changelog(value: bytes) -> dict[str, str]:
