@@ -53,7 +53,8 @@ class LocalCluster:
 
     def __init__(self, first_port: int) -> None:
         self.ports = [first_port + i for i in range(6)]
-        self.env = dict(os.environ, STREAM_VAR_DIR=str(VAR), STREAM_REDIS_CLUSTER_PORT=str(first_port))
+        self.env = dict(os.environ, STREAM_VAR_DIR=str(VAR), STREAM_REDIS_CLUSTER_PORT=str(first_port),
+                        STREAM_REDIS_CLUSTER_BUS_PORT=str(first_port + 100))
 
     @property
     def url(self) -> str:

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # A real Redis Cluster from Debian's redis-server: 3 masters + 3 replicas on consecutive ports
-# (STREAM_REDIS_CLUSTER_PORT, default 7001..7006), AOF as deploy/redis/redis.conf, data under
+# (STREAM_REDIS_CLUSTER_PORT, default 7001..7006), their cluster-bus ports from
+# STREAM_REDIS_CLUSTER_BUS_PORT on (default port+10000, as Redis picks). The tests and the bench keep
+# both below Linux's ephemeral range (32768+): 27001 gave bus port 37006, which a client connection's
+# local port held in CI, and the node aborted. AOF as deploy/redis/redis.conf, data under
 # $VAR/redis-cluster/<port>, pid files in $VAR/run. A short cluster-node-timeout (2 s) makes a
 # replica take over within seconds of its master dying, which the failover drill relies on.
 # Usage: redis_cluster.sh start|stop|status|nodes|pid PORT
@@ -11,6 +14,7 @@
 #   nodes  prints the seed URL list (comma separated) for STREAM_REDIS_URL.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 FIRST_PORT="${STREAM_REDIS_CLUSTER_PORT:-7001}"
+FIRST_BUS_PORT="${STREAM_REDIS_CLUSTER_BUS_PORT:-$((FIRST_PORT + 10000))}"
 NODE_TIMEOUT_MS="${STREAM_REDIS_CLUSTER_NODE_TIMEOUT_MS:-2000}"
 PORTS=()
 for i in 0 1 2 3 4 5; do PORTS+=($((FIRST_PORT + i))); done
@@ -44,6 +48,7 @@ start_node() {
   rm -f "$(pidfile "$port")"  # a kill -9 leaves it behind; the new process writes its own once listening
   log "starting redis cluster node on 127.0.0.1:$port"
   redis-server "$ROOT/deploy/redis/redis.conf" --port "$port" --bind 127.0.0.1 --dir "$dir" \
+    --cluster-port "$((FIRST_BUS_PORT + port - FIRST_PORT))" \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout "$NODE_TIMEOUT_MS" \
     --daemonize yes --pidfile "$(pidfile "$port")" --logfile "$VAR/log/redis-cluster-$port.log"
 }

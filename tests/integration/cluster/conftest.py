@@ -35,7 +35,8 @@ class Cluster:
     def __init__(self, var: Path, first_port: int) -> None:
         self.var = var
         self.ports = [first_port + i for i in range(6)]
-        self.env = dict(os.environ, STREAM_VAR_DIR=str(var), STREAM_REDIS_CLUSTER_PORT=str(first_port))
+        self.env = dict(os.environ, STREAM_VAR_DIR=str(var), STREAM_REDIS_CLUSTER_PORT=str(first_port),
+                        STREAM_REDIS_CLUSTER_BUS_PORT=str(first_port + 100))
 
     @property
     def url(self) -> str:
