@@ -11,7 +11,10 @@ The heavy user has `--heavy` events inside a 30-day windowed sum condition,
 written straight into its stored state (folding them one by one would take
 hours: that cost is the point); then it and light users (10 events in the
 window each) receive the same number of events, one per batch for both, so
-the ratio compares one touch with one touch.
+the ratio compares one touch with one touch. The engine has the worker's user
+cache (`user_cache_size`), so a user touched again is not read back from Redis;
+the cold row empties the cache before every touch, so each one reads the
+user's whole hash (the heavy user's 800 KB of blocks included).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from stream.control.records import ControlKind, ControlRecord, record_key
 from stream.membership import UserState, aggregates_for
 from stream.rules import fold, parse_rule
 from stream.segments import Segment, make_segment
+from stream.state.store import EngineStore
 from stream.state.userhash import BLOCK_PREFIX, agg_field, decode_hash
 from stream.testing import EngineHarness
 from stream.wiring import Core
@@ -75,9 +79,13 @@ async def _define(core: Core, harness: EngineHarness, label: str, rule: dict[str
     return seg
 
 
-async def _timed(harness: EngineHarness, events: list[dict[str, Any]], batch: int) -> float:
+async def _timed(harness: EngineHarness, events: list[dict[str, Any]], batch: int,
+                 cold: EngineStore | None = None) -> float:
+    """Microseconds per event; `cold`: its user cache emptied before each batch."""
     started = time.perf_counter()
     for start in range(0, len(events), batch):
+        if cold is not None:
+            cold.drop_cache()
         await harness.send_events(*events[start:start + batch])
     return (time.perf_counter() - started) / len(events) * 1e6
 
@@ -86,7 +94,7 @@ async def _stack(redis_url: str) -> tuple[Settings, Core, EngineHarness]:
     # The changelog on, as in production: its records are built (a heavy user's blocks included)
     # and collected in memory, so a row counts their cost but not Kafka's.
     settings = Settings(redis_url=redis_url, key_prefix=f"rl{uuid.uuid4().hex[:6]}:", partitions=1, changelog=True)
-    core = Core.build(settings)
+    core = Core.build(settings, cache_size=settings.user_cache_size)  # the worker's user cache, as it runs
     harness = EngineHarness.create(core.store, settings)
     return settings, core, harness
 
@@ -146,9 +154,15 @@ async def heavy_user(redis_url: str, heavy: int, touches: int = 200) -> dict[str
 
         light_us = await _timed(harness, [touch(u, i) for i, u in enumerate(light_users)], 1)
         heavy_us = await _timed(harness, [touch("heavy", i) for i in range(touches)], 1)
+        # Cold: each touch a cache miss (a user back after the cache let it go), read whole from Redis.
+        light_cold = await _timed(harness, [touch(u, touches + i) for i, u in enumerate(light_users)], 1,
+                                  cold=core.store)
+        heavy_cold = await _timed(harness, [touch("heavy", touches + i) for i in range(touches)], 1, cold=core.store)
         stored = decode_hash(await core.redis.hgetall(core.keys.user("heavy")))
         return {"heavy_events_in_window": heavy, "light_us_per_event": round(light_us, 1),
                 "heavy_us_per_event": round(heavy_us, 1), "heavy_user_cost_ratio": round(heavy_us / light_us, 2),
+                "light_cold_us_per_event": round(light_cold, 1), "heavy_cold_us_per_event": round(heavy_cold, 1),
+                "heavy_user_cold_ratio": round(heavy_cold / light_cold, 2),
                 "heavy_state_bytes": sum(len(v) for v in stored.values()),  # the whole window, blocks included
                 "heavy_blocks": sum(1 for name in stored if name.startswith(BLOCK_PREFIX)),
                 "heavy_rewritten_bytes": len(stored.get(agg_field(seg.id), ""))}  # what a touch rewrites

@@ -67,6 +67,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "redis_bytes_per_user": pipe["redis_bytes_per_user"],
         "rebuild_users_per_s": reb["users_per_s"],
         "heavy_user_cost_ratio": rules["heavy"]["heavy_user_cost_ratio"],
+        "heavy_user_cold_ratio": rules["heavy"]["heavy_user_cold_ratio"],
         "api_insights_p99_ms_under_load": pipe["api_under_load"]["api_insights_p99_ms_under_load"],
         "per_event": pipe["per_event"],
         "ratios": {
@@ -133,6 +134,8 @@ def table(r: dict[str, Any]) -> str:
                  f"{h['heavy_user_cost_ratio']:.1f}x a light user (target <= 3x); "
                  f"state {h['heavy_state_bytes']:,} B in {h['heavy_blocks']} blocks, "
                  f"{h['heavy_rewritten_bytes']:,} B rewritten per touch"))
+    rows.append(("  heavy user, cache miss on every touch", f"{h['heavy_cold_us_per_event']:,.0f} us/event vs light "
+                 f"{h['light_cold_us_per_event']:,.0f}", f"{h['heavy_user_cold_ratio']:.1f}x (reads the whole hash)"))
     for label, us in r["rules"]["us_per_event"].items():
         rows.append((f"  rule kind: {label}", f"{us:,.0f} us/event",
                      f"{r['rules']['over_no_segment'][label]:.2f}x no segment (in-process engine, real Redis)"))

@@ -60,7 +60,8 @@ class Block:
     first: int
     last: int
     summary: Summary
-    entries: list[Entry] | None = None  # None until a range edge cuts the block
+    # None until a range edge cuts the block; read-only once decoded (storage shares it between touches)
+    entries: list[Entry] | None = None
     row: list[Any] | None = None  # its directory row as read, written back as is while not dirty
     dirty: bool = False  # created or changed since it was read: to be written
 

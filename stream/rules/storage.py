@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar
 
 from stream.rules.aggregate import Aggregate, Entry, legacy_shape
 from stream.rules.blocks import Block, Blocks, Summary
 from stream.rules.jsonio import dumps, loads
 from stream.rules.model import EventCond, Stateful
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 _EXACT_INT = 2**53
 _NUMBER = (int, float)
 _CELL = (int, float, str, type(None))
@@ -172,21 +174,73 @@ def _row(row: object, index: int, cond: Stateful | None, block_text: BlockText |
                      blocks=blocks)
 
 
+class _Memo(Generic[K, V]):
+    """A small least-recently-used map: what a heavy user's touch decoded last time, by its text.
+
+    Only a heavy user has blocks, and a worker's user cache keeps its hash as text, so every
+    touch decoded its ~195-row directory (about 1 ms) and the block a range edge cuts (512
+    entries) again. Both texts are immutable and their decoding depends on nothing else, so
+    the last `MEMO_SIZE` of each are kept; what they hold is shared and never mutated
+    (summaries and sealed entries are read-only once decoded)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        value = self._items.pop(key, None)
+        if value is not None:
+            self._items[key] = value
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        while len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+MEMO_SIZE = 64
+"""Directories and cut blocks kept decoded: 64 cut blocks of 512 entries are about 3 MB."""
+_Row = tuple[int, int, int, Summary, list[Any]]
+_DIRECTORIES: _Memo[str, list[_Row]] = _Memo(MEMO_SIZE)
+_BLOCKS: _Memo[tuple[str, int, bool], list[Entry]] = _Memo(MEMO_SIZE)
+
+
 def _directory(data: dict[str, Any], index: int, cond: Stateful | None, block_text: BlockText | None) -> Blocks:
     rows, next_id = data.get("b"), data.get("k")
     if not isinstance(rows, list) or type(next_id) is not int:
         raise ValueError(f"aggregates[{index}]: a block directory needs k and b")
     width = _width(cond)
     figures = isinstance(cond, EventCond) and not legacy_shape(cond)  # as `_row` finds them: not plain columns
-    blocks = Blocks(next_id=next_id, decode=lambda raw: _entries(loads(raw), index, cond, width, figures),
+
+    def decode(raw: str) -> list[Entry]:
+        key = (raw, width, figures)
+        entries = _BLOCKS.get(key)
+        if entries is None:
+            entries = _entries(loads(raw), index, cond, width, figures)
+            _BLOCKS.put(key, entries)
+        return entries
+
+    blocks = Blocks(next_id=next_id, decode=decode,
                     fetch=None if block_text is None else lambda bid: block_text(index, bid))
-    for b in rows:
-        if (type(b) is not list or len(b) < 5 or type(b[0]) is not int or type(b[1]) is not int
-                or type(b[2]) is not int or type(b[3]) is not int):
-            raise ValueError(f"aggregates[{index}]: a block row is [id, first, last, count, total, ...]")
-        summary = Summary(b[3], _partials(b[4], index), [_figure(x) for x in b[5]] if len(b) > 5 else [])
-        blocks.items.append(Block(b[0], b[1], b[2], summary, row=b))
+    key = dumps(rows)
+    decoded = _DIRECTORIES.get(key)
+    if decoded is None:
+        decoded = [_directory_row(b, index) for b in rows]
+        _DIRECTORIES.put(key, decoded)
+    blocks.items = [Block(bid, first, last, summary, row=row) for bid, first, last, summary, row in decoded]
     return blocks
+
+
+def _directory_row(b: object, index: int) -> _Row:
+    if (type(b) is not list or len(b) < 5 or type(b[0]) is not int or type(b[1]) is not int
+            or type(b[2]) is not int or type(b[3]) is not int):
+        raise ValueError(f"aggregates[{index}]: a block row is [id, first, last, count, total, ...]")
+    summary = Summary(b[3], _partials(b[4], index), [_figure(x) for x in b[5]] if len(b) > 5 else [])
+    return b[0], b[1], b[2], summary, b
 
 
 def _entries(body: object, index: int, cond: Stateful | None, width: int, extra: bool) -> list[Entry]:

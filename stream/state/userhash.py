@@ -85,12 +85,12 @@ def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
     user.applied_events = int(fields.get(APPLIED_EVENTS, "-1"))
     user.applied_profiles = int(fields.get(APPLIED_PROFILES, "-1"))
     for name, value in fields.items():
-        if name.startswith(AGG_PREFIX):
+        if name.startswith(BLOCK_PREFIX):  # first: a heavy user's ~195 blocks are most of its fields
+            user.stored_blocks[name] = value
+        elif name.startswith(AGG_PREFIX):
             user.stored_aggs[name[len(AGG_PREFIX):]] = value
         elif name.startswith(BACKFILL_PREFIX):
             user.backfilled.add(name[len(BACKFILL_PREFIX):])
-        elif name.startswith(BLOCK_PREFIX):
-            user.stored_blocks[name] = value
     if user.stored_blocks:
         blocks = user.stored_blocks
         user.block_text = lambda sid, ci, bid: blocks.get(block_field(sid, ci, bid))

@@ -38,6 +38,7 @@ def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) 
     assert all(us > 0 for us in rules["us_per_event"].values())
     assert result["heavy_user_cost_ratio"] == rules["heavy"]["heavy_user_cost_ratio"] > 0
     heavy = rules["heavy"]
+    assert result["heavy_user_cold_ratio"] == heavy["heavy_user_cold_ratio"] > 0
     assert heavy["heavy_state_bytes"] > heavy["heavy_events_in_window"]  # the window is stored
     assert heavy["heavy_blocks"] > 0 and heavy["heavy_rewritten_bytes"] < heavy["heavy_state_bytes"] / 2  # in blocks
     under = pipe["api_under_load"]

@@ -29,7 +29,7 @@ from stream.rules import (
 from stream.rules.aggregate import next_window_change, sealable
 from stream.rules.blocks import MissingBlock
 from stream.rules.model import EventCond
-from stream.rules.storage import block_ids, changed_blocks
+from stream.rules.storage import _Memo, block_ids, changed_blocks
 from tests.unit.rules.test_properties import event_conds
 
 pytestmark = pytest.mark.unit
@@ -131,3 +131,37 @@ def test_a_heavy_touch_decodes_and_writes_blocks_not_the_window() -> None:
         assert len(decoded) <= 1, decoded  # only the block the window's edge cuts
         assert len(stored.text) < 40_000  # the directory and the tail, not 800 KB
     assert len(stored.blocks) > 150
+
+
+def test_a_directory_read_again_is_decoded_once_and_never_shared_mutably() -> None:
+    """A worker's user cache keeps a heavy user's hash as text, so each touch read the ~195-row
+    directory and the cut block again; storage keeps the last ones decoded. What a touch may
+    change (its Block objects: dirty, dropped, entries read) must be its own."""
+    cond = SUM_30_DAYS
+    agg, stored = new_aggregate(cond), Stored()
+    for i in range(2048):
+        fold(cond, agg, T0 + i * MIN, {"v": 1 + i % 3})
+    stored.write(agg)
+    now = T0 + 30 * DAY + 10 * MIN
+    first, second = stored.read(cond), stored.read(cond)
+    assert [b.summary for b in first.blocks.items] == [b.summary for b in second.blocks.items]
+    assert all(a is not b for a, b in zip(first.blocks.items, second.blocks.items, strict=True))
+    expected = measure(cond, first, now)
+    first.blocks.items[0].dirty = True
+    first.blocks.drop(lambda b: b.id != first.blocks.items[-1].id)
+    assert measure(cond, second, now) == expected
+    assert not any(b.dirty for b in stored.read(cond).blocks.items)
+    assert len(stored.read(cond).blocks.items) == 3
+    fold(cond, second, now, {"v": 5})  # a new text: its own decoding, the new entry counted
+    prune(cond, second, now)
+    stored.write(second)
+    assert measure(cond, stored.read(cond), now).values[0] == expected.values[0] + 5
+
+
+def test_the_memo_keeps_the_most_recently_used() -> None:
+    memo: _Memo[str, int] = _Memo(2)
+    memo.put("a", 1)
+    memo.put("b", 2)
+    assert memo.get("a") == 1  # "b" is now the least recently used
+    memo.put("c", 3)
+    assert (memo.get("a"), memo.get("b"), memo.get("c")) == (1, None, 3)
