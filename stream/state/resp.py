@@ -71,6 +71,10 @@ class _Conn:
         self.generation = 0
         self.queue: deque[_Part] = deque()  # parts written and not yet read, in write order
         self.run_id = ""
+        # Set once the setup replies (AUTH, SELECT, INFO) are read: before that another caller
+        # seeing the socket as open wrote behind the setup and read it concurrently (CI: "read()
+        # called while another coroutine is already waiting for incoming data").
+        self.ready = False
         # One reader at a time, one opener at a time: the router is shared by coroutines that do
         # not hold the engine lock (a recount's sample rebuild, a list upload's commits, the
         # control tailer), and two reads on one StreamReader raise, or take each other's replies;
@@ -79,6 +83,7 @@ class _Conn:
         self.open_lock = asyncio.Lock()
 
     async def open(self, ep: Endpoint) -> None:
+        self.ready = False
         ctx = ep.ssl_context()
         self.reader, self.writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port, ssl=ctx, server_hostname=self.host if ctx else None),
@@ -98,10 +103,11 @@ class _Conn:
                     f"redis refused the connection setup: {reply}")
         self.run_id = next((line.split(":", 1)[1].strip() for line in str(replies[-1]).splitlines()
                             if line.startswith("run_id:")), "")
+        self.ready = True
 
     @property
     def is_open(self) -> bool:
-        return self.writer is not None and not self.writer.is_closing()
+        return self.ready and self.writer is not None and not self.writer.is_closing()
 
     def write(self, payload: bytes) -> None:
         if self.writer is None:
@@ -133,6 +139,7 @@ class _Conn:
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
+        self.ready = False
         self.parser = hiredis.Reader(encoding="utf-8", errors="surrogateescape")
         self.generation += 1
         self.queue.clear()
