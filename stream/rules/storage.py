@@ -198,9 +198,6 @@ class _Memo(Generic[K, V]):
         while len(self._items) > self.size:
             del self._items[next(iter(self._items))]
 
-    def clear(self) -> None:
-        self._items.clear()
-
 
 MEMO_SIZE = 64
 """Directories and cut blocks kept decoded: 64 cut blocks of 512 entries are about 3 MB."""

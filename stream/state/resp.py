@@ -83,7 +83,6 @@ class _Conn:
         self.open_lock = asyncio.Lock()
 
     async def open(self, ep: Endpoint) -> None:
-        self.ready = False
         ctx = ep.ssl_context()
         self.reader, self.writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port, ssl=ctx, server_hostname=self.host if ctx else None),
