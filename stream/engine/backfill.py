@@ -15,7 +15,7 @@ from typing import Protocol
 from stream.ingest import Invalid, Limits, parse_event
 from stream.outputs import Message
 from stream.rules import Aggregate, event_matches, fold, new_aggregate
-from stream.segments import LIVE, Segment
+from stream.segments import LIVE, Segment, event_names
 
 
 class SourceUnavailable(RuntimeError):
@@ -34,9 +34,25 @@ class History:
     aggs: dict[str, dict[str, list[Aggregate]]] = field(default_factory=dict)
     events_read: int = 0
 
-    def for_user(self, uid: str, seg: Segment) -> list[Aggregate]:
-        found = self.aggs.get(uid, {}).get(seg.id)
-        return found if found is not None else [new_aggregate(c) for c in seg.conditions]
+    def for_user(self, uid: str, seg: Segment) -> list[Aggregate] | None:
+        """None when the scan folded none of the user's events into the segment: merging
+        empty aggregates adds nothing, and writing them would store an empty field per
+        user and segment (50 segments x 100,000 users: 5M fields for nothing)."""
+        return self.aggs.get(uid, {}).get(seg.id)
+
+
+Plan = dict[str, list[tuple[Segment, tuple[int, ...]]]]
+
+
+def plan_targets(targets: Sequence[Segment]) -> Plan:
+    """Event name -> the target segments and condition positions it can change, so each event
+    visits only those (50 targets over 7 event names: ~7 visits per event instead of 50)."""
+    plan: Plan = {}
+    for seg in targets:
+        for name in sorted(event_names(seg.conditions)):
+            where = tuple(i for i, c in enumerate(seg.conditions) if name in event_names([c]))
+            plan.setdefault(name, []).append((seg, where))
+    return plan
 
 
 def scan_start_ms(targets: Sequence[Segment], max_future_ms: int) -> int | None:
@@ -53,6 +69,7 @@ async def fold_partition(log: LogSource, topic: str, partition: int, targets: Se
     if not targets:
         return history
     stop = max(s.handover_ms for s in targets)
+    plan = plan_targets(targets)
     seen: dict[str, set[str]] = {}
     async for batch in log.read(topic, partition, start_ms=scan_start_ms(targets, limits.max_future_ms),
                                 stop_at_append_ms=stop):
@@ -66,10 +83,10 @@ async def fold_partition(log: LogSource, topic: str, partition: int, targets: Se
             if ev.event_id in ids:
                 continue
             ids.add(ev.event_id)
-            for seg in targets:
+            for seg, where in plan.get(ev.name, ()):
                 if msg.timestamp_ms >= seg.handover_ms or not seg.counts(ev.ts_ms):
                     continue
-                matching = [i for i, c in enumerate(seg.conditions) if event_matches(c, ev.name, ev.props)]
+                matching = [i for i in where if event_matches(seg.conditions[i], ev.name, ev.props)]
                 if not matching:
                     continue
                 aggs = history.aggs.setdefault(ev.user_id, {}).setdefault(

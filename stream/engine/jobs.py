@@ -183,8 +183,9 @@ async def _backfill_part(runner: JobRunner, job: Job, p: int) -> Result:
         user.exists = True
         for sid in ids:
             current = idx.segments.get(sid)
-            if current is not None:
-                merge_backfill(user, current, history.for_user(user.user_id, current))
+            extra = None if current is None else history.for_user(user.user_id, current)
+            if current is not None and extra is not None:
+                merge_backfill(user, current, extra)
         reevaluate(user, idx, sids & set(idx.segments), runner.engine.now_ms())
         return []
 
