@@ -65,7 +65,7 @@ class Measure:
 
 def legacy_shape(cond: Stateful) -> bool:
     """v1 conditions (count, an optional sum): stored as [count, total, ts, v, dt, v, ...]."""
-    return isinstance(cond, EventCond) and all(t.kind == "sum" for t in cond.tests) and len(cond.tests) <= 1
+    return isinstance(cond, EventCond) and cond.legacy
 
 
 def new_aggregate(cond: Stateful | None = None) -> Aggregate:
