@@ -28,8 +28,15 @@ if [[ "${1:-}" == "--bench" ]]; then
 elif [[ $# -gt 0 ]]; then
   .venv/bin/python -m pytest "$@"
 else
-  .venv/bin/python -m pytest -m unit -q -p no:cacheprovider || exit $?
-  .venv/bin/python -m pytest -m integration -q -p no:cacheprovider || exit $?
+  # Tests are isolated by a tag per test (topics, key prefix, ports), so tiers run on several
+  # processes (pytest-xdist). Integration tests mostly wait on brokers, timers and subprocesses:
+  # 3 processes took that tier from 30 to ~16 min on 2 cores; --dist loadgroup keeps a module's
+  # tests (and its one shared stack), and all the Redis Cluster tests, in one process
+  # (tests/integration/conftest.py). STREAM_TEST_PROCESSES=1 runs each tier in one process.
+  procs="${STREAM_TEST_PROCESSES:-3}"
+  .venv/bin/python -m pytest -m unit -q -p no:cacheprovider -n "$(( procs < 2 ? procs : 2 ))" || exit $?
+  .venv/bin/python -m pytest -m integration -q -p no:cacheprovider -n "$procs" --dist loadgroup --durations=15 \
+    || exit $?
   if compgen -G "tests/browser/test_*.py" >/dev/null; then
     .venv/bin/python -m pytest -m browser -q -p no:cacheprovider
   fi

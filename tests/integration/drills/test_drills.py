@@ -60,6 +60,8 @@ class Ctx:
     worker: Proc
     sc: Scenario
     segments: Segments
+    # Wall-clock ms from just before a copy of Redis was taken to just after it was restored.
+    restored_between: tuple[int, int] | None = None
 
 
 def record(name: str, **figures: Any) -> None:
@@ -181,8 +183,11 @@ ROLLBACK = re.compile(r"resume point of partition (\d+) is (\{.*?\}) in Redis, n
 
 
 async def undone_users(ctx: Ctx) -> set[str]:
-    """Users with input in a range the worker had applied and the restore undid, from the
-    worker's own rollback warnings (partition, what Redis holds, what the worker had left)."""
+    """Users whose work the restore undid: input in a range the worker had applied (from its
+    rollback warnings: partition, what Redis holds, what the worker had left), and any user a
+    change was published for between the copy and the restore, since a window's timer moves a
+    user with no input (seen: an 'entered' by the timer 0.3 s before the kill, undone, the
+    user out by the end, no word after it)."""
     ranges: dict[tuple[str, int], tuple[int, int]] = {}
     for m in ROLLBACK.finditer(await asyncio.to_thread(ctx.worker.log.read_text, errors="replace")):
         p, held, left = int(m[1]), ast.literal_eval(m[2]), ast.literal_eval(m[3])
@@ -197,6 +202,10 @@ async def undone_users(ctx: Ctx) -> set[str]:
             span = ranges.get((topic, r.partition))
             if span is not None and span[0] <= r.offset < span[1] and r.key is not None:
                 found.add(r.key.decode())
+    if ctx.restored_between is not None:
+        lo, hi = ctx.restored_between
+        found |= {json.loads(r.value)["user_id"] for r in await read_topic(ctx.settings, ctx.settings.topic_changes)
+                  if lo <= r.timestamp <= hi}
     return found
 
 
@@ -290,6 +299,7 @@ async def test_drill_redis_restored_from_an_older_copy(settings_factory: Callabl
 
         await eventually(rewritten, timeout=30, what="the AOF rewrite")
         before = [await ctx.redis.hget(k, "w") for k in points]
+        copied_at = int(time.time() * 1000)
         shutil.copytree(drill_redis.dir, copy)
         await send(ctx.producer, ctx.settings.topic_events, ctx.sc.events[len(ctx.sc.events) // 2:][:2000])
 
@@ -302,6 +312,7 @@ async def test_drill_redis_restored_from_an_older_copy(settings_factory: Callabl
         shutil.rmtree(drill_redis.dir)
         shutil.copytree(copy, drill_redis.dir)
         drill_redis.start()
+        ctx.restored_between = (copied_at, int(time.time() * 1000))
 
     await run_drill("redis_restored_older", settings, start_worker, producer, fault, seed=34, strict_changes=False)
     log = await asyncio.to_thread((tmp_path / "worker-0.log").read_text)
