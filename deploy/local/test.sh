@@ -30,12 +30,13 @@ elif [[ $# -gt 0 ]]; then
 else
   # Tests are isolated by a tag per test (topics, key prefix, ports), so tiers run on several
   # processes (pytest-xdist). Integration tests mostly wait on brokers, timers and subprocesses:
-  # 3 processes took that tier from 30 to ~16 min on 2 cores; --dist loadgroup keeps a module's
-  # tests (and its one shared stack), and all the Redis Cluster tests, in one process
-  # (tests/integration/conftest.py). STREAM_TEST_PROCESSES=1 runs each tier in one process.
+  # 3 processes took that tier from 30 to ~15 min on 2 cores; --dist loadfile keeps a module's
+  # tests (and its one shared stack) in one process, and each process has its own Redis Cluster
+  # (tests/integration/cluster/conftest.py). (loadgroup does not group on pytest 9: xdist 3.8
+  # writes the group into item._nodeid, which pytest 9 no longer reads.) STREAM_TEST_PROCESSES=1 runs each tier in one process.
   procs="${STREAM_TEST_PROCESSES:-3}"
   .venv/bin/python -m pytest -m unit -q -p no:cacheprovider -n "$(( procs < 2 ? procs : 2 ))" || exit $?
-  .venv/bin/python -m pytest -m integration -q -p no:cacheprovider -n "$procs" --dist loadgroup --durations=15 \
+  .venv/bin/python -m pytest -m integration -q -p no:cacheprovider -n "$procs" --dist loadfile --durations=15 \
     || exit $?
   if compgen -G "tests/browser/test_*.py" >/dev/null; then
     .venv/bin/python -m pytest -m browser -q -p no:cacheprovider

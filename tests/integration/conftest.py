@@ -35,17 +35,6 @@ from stream.state.keys import Keys
 from stream.wiring import Core
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_TESTS = ("tests", "integration", "cluster")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Units of work for `make test`'s processes (`-n 3 --dist loadgroup`): a module, so a
-    module's one shared stack starts once, and every Redis Cluster test together, since they
-    share one session cluster and the failover drill kills one of its masters."""
-    for item in items:
-        rel = item.path.relative_to(ROOT).parts
-        if rel[:2] == CLUSTER_TESTS[:2]:
-            item.add_marker(pytest.mark.xdist_group("redis-cluster" if rel[:3] == CLUSTER_TESTS else "/".join(rel)))
 
 
 def free_port() -> int:

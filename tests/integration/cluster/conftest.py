@@ -2,7 +2,10 @@
 
 One cluster for the whole session, in its own var dir and on its own ports
 (STREAM_TEST_REDIS_CLUSTER_PORT, default 27001..27006), started fresh and
-stopped at the end. Tests here get settings with `redis_cluster=True` and the
+stopped at the end. Under `make test`'s test processes (pytest-xdist) each
+process has a cluster of its own, 10 ports further per process (gw1:
+27011..27016) and its own var dir: the failover drill kills a master, which
+another process's test must not see. Tests here get settings with `redis_cluster=True` and the
 seed nodes in `redis_url`; their keys carry the test's own prefix, so tests
 share the cluster without sharing state. A drill that kills a master restarts
 it afterwards (it rejoins as a replica), so later tests see six nodes again.
@@ -100,8 +103,10 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[Cluster]:
-    var = Path(os.environ.get("STREAM_TEST_VAR_DIR", str(ROOT / "var" / "test"))) / "cluster"
-    cluster = Cluster(var, int(os.environ.get("STREAM_TEST_REDIS_CLUSTER_PORT", "27001")))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist
+    n = int(worker[2:]) if worker.startswith("gw") else 0
+    var = Path(os.environ.get("STREAM_TEST_VAR_DIR", str(ROOT / "var" / "test"))) / f"cluster{worker and '-' + worker}"
+    cluster = Cluster(var, int(os.environ.get("STREAM_TEST_REDIS_CLUSTER_PORT", "27001")) + 10 * n)
     running = any((var / "run" / f"redis-cluster-{p}.pid").exists() for p in cluster.ports)
     if not running:  # a fresh cluster per run: no keys or nodes.conf left by an earlier one
         shutil.rmtree(var / "redis-cluster", ignore_errors=True)
