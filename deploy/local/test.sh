@@ -33,7 +33,8 @@ else
   # 3 processes took that tier from 30 to ~15 min on 2 cores; --dist loadfile keeps a module's
   # tests (and its one shared stack) in one process, and each process has its own Redis Cluster
   # (tests/integration/cluster/conftest.py). (loadgroup does not group on pytest 9: xdist 3.8
-  # writes the group into item._nodeid, which pytest 9 no longer reads.) STREAM_TEST_PROCESSES=1 runs each tier in one process.
+  # writes the group into item._nodeid, which pytest 9 no longer reads.)
+  # STREAM_TEST_PROCESSES=1 runs each tier in one process.
   procs="${STREAM_TEST_PROCESSES:-3}"
   .venv/bin/python -m pytest -m unit -q -p no:cacheprovider -n "$(( procs < 2 ? procs : 2 ))" || exit $?
   .venv/bin/python -m pytest -m integration -q -p no:cacheprovider -n "$procs" --dist loadfile --durations=15 \

@@ -183,10 +183,10 @@ async def _backfill_part(runner: JobRunner, job: Job, p: int) -> Result:
         user.exists = True
         for sid in ids:
             current = idx.segments.get(sid)
-            extra = None if current is None else history.for_user(user.user_id, current)
-            if current is not None and extra is not None:
-                merge_backfill(user, current, extra)
-        reevaluate(user, idx, sids & set(idx.segments), runner.engine.now_ms())
+            extra = history.for_user(user.user_id, current) if current is not None else None
+            if extra is not None:
+                merge_backfill(user, idx.segments[sid], extra)
+        reevaluate(user, idx, sids & idx.segments.keys(), runner.engine.now_ms())
         return []
 
     total = await runner.known_count(p) + len(history.aggs)
