@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.services.audit.close()
             await app.state.services.core.close()
 
     app = FastAPI(title="Live segments", version=__version__, lifespan=lifespan)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Path, Request
 
+from stream.api.audit import AuditTrail
 from stream.config import Settings
 from stream.engine.commit import Committer
 from stream.segments import Segment
@@ -24,6 +25,7 @@ class Services:
     core: Core
     zone: ZoneInfo
     committer: Committer
+    audit: AuditTrail
 
     @property
     def settings(self) -> Settings:
@@ -32,10 +34,13 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         core = Core.build(settings)
-        return cls(core=core, zone=ZoneInfo(settings.timezone), committer=core.committer(core.outputs))
+        return cls(core=core, zone=ZoneInfo(settings.timezone), committer=core.committer(core.outputs),
+                   audit=AuditTrail(core.outputs, settings.topic_audit))
 
 
-def services(request: Request) -> Services:
+# async, not def: FastAPI runs a plain-def dependency in its thread pool, a thread hop per request
+# (the API profile under load showed the pool queue in every request).
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 

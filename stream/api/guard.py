@@ -12,14 +12,14 @@
 - Every pii, write and admin request is appended to the `audit` topic once its
   response is complete (so an export's record carries the rows actually
   sent): key name, method, route template, status, and the segment, user,
-  fields and rows where the route has them. Never the secret.
+  fields and rows where the route has them. Never the secret. The record goes
+  to the app's `AuditTrail` (api/audit.py), which writes them in groups.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,11 +27,8 @@ from urllib.parse import parse_qs
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stream import metrics
 from stream.api.auth import AUDITED, Principal
 from stream.api.observe import route_label
-
-log = logging.getLogger(__name__)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -112,17 +109,9 @@ class Guard:
         if "rows" in state:
             record["rows"] = state["rows"]
         app = scope.get("app")
-        try:
-            services = app.state.services if app is not None else None
-            if services is None:
-                return
-            outputs = services.core.outputs
-            await outputs.send(services.settings.topic_audit,
-                               [(principal.name.encode(), json.dumps(record, separators=(",", ":")).encode(), [])])
-            metrics.AUDIT_RECORDS.labels(f"{status // 100}xx").inc()
-        except Exception as exc:  # an audit that cannot be written is loud, not silent
-            metrics.AUDIT_RECORDS.labels("failed").inc()
-            log.error("audit record not written (%s): %s", exc, record)
+        services = app.state.services if app is not None else None
+        if services is not None:
+            await services.audit.append(principal.name, record)
 
 
 async def _plain(send: Send, status: int, detail: str) -> None:

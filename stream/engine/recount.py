@@ -18,7 +18,7 @@ from stream.engine.engine import Engine
 from stream.membership import UserState, reevaluate
 from stream.rules import CHANNELS, reachability
 from stream.segments import Segment, SegmentIndex
-from stream.state.userhash import DECIDING, agg_field, block_fields, load_user
+from stream.state.userhash import DECIDING, agg_field, block_fields, load_user, present
 
 # (user ids, fields) -> each user's values of those fields, None where missing
 FieldReader = Callable[[Sequence[str], Sequence[str]], Awaitable[list[list[str | None]]]]
@@ -59,7 +59,7 @@ async def recount_partition(engine: Engine, seg: Segment, partition: int, chunks
         for uid, row in zip(chunk, rows, strict=True):
             if row[0] is None:  # no hash (no version): not a user any more
                 continue
-            found = {name: value for name, value in zip(fields, row, strict=True) if value is not None}
+            found = present(fields, row)
             if (stored := found.get(fields[-1])) is not None and (more := block_fields(seg.id, stored)):
                 # A heavy user's sealed blocks (rare: one more read for that user alone).
                 found.update((n, v) for n, v in zip(more, (await read([uid], more))[0], strict=True) if v is not None)

@@ -214,6 +214,12 @@ def from_changelog(value: bytes) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+def present(names: Iterable[str], values: Iterable[bytes | str | None]) -> dict[str, str]:
+    """An HMGET's answer as the hash `load_user` decodes: the fields that exist, as text."""
+    return {name: value.decode() if isinstance(value, bytes) else value
+            for name, value in zip(names, values, strict=True) if value is not None}
+
+
 def decode_hash(raw: Mapping[bytes | str, bytes | str] | Mapping[str, str]) -> dict[str, str]:
     return {
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)

@@ -11,7 +11,7 @@ from stream.api.deps import SegmentId, Services, Svc, UserId, get_segment_or_404
 from stream.api.models import UserOut, UsersOut, errors
 from stream.membership import UserState
 from stream.rules import reachability
-from stream.state.userhash import decode_hash, load_user
+from stream.state.userhash import DECIDING, load_user, present
 
 router = APIRouter(tags=["users"])
 
@@ -39,12 +39,13 @@ async def sample_users(svc: Svc, sid: SegmentId,
     core = svc.core
     picked = await core.redis.srandmember(core.keys.members(sid), limit)
     ids = sorted(str(u) for u in picked) if isinstance(picked, list) else []
+    # The fields a user card shows, not the whole hash: a user's aggregates and blocks are most of it.
     pipe = core.redis.pipeline(transaction=False)
     for uid in ids:
-        pipe.hgetall(core.keys.user(uid))
-    hashes = await pipe.execute() if ids else []
+        pipe.hmget(core.keys.user(uid), DECIDING)
+    rows = await pipe.execute() if ids else []
     live = await _live_segments(svc)
-    users = [load_user(uid, decode_hash(fields)) for uid, fields in zip(ids, hashes, strict=True) if fields]
+    users = [load_user(uid, present(DECIDING, row)) for uid, row in zip(ids, rows, strict=True) if row[0] is not None]
     return {"users": [user_body(u, live) for u in users]}
 
 
