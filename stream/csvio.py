@@ -90,18 +90,39 @@ def safe(text: str) -> str:
     return text
 
 
+class RowFormatter:
+    """One export's columns compiled once: per row, a loop over (kind, key) pairs with the
+    common cases inline (a string property, a cell that needs no `'`), not a kind test, a
+    `cell` call and a `safe` call per cell (an export of 8 columns spent ~40% of its CPU there)."""
+
+    USER, PROP, REACH = 0, 1, 2
+
+    def __init__(self, columns: Sequence[Column], raw: bool = False) -> None:
+        kinds = {"user_id": self.USER, "prop": self.PROP, "reach": self.REACH}
+        self.plan = [(kinds[c.kind], c.key) for c in columns]
+        self.raw = raw
+
+    def __call__(self, user_id: str, profile: Mapping[str, Scalar], reach: Mapping[str, bool]) -> list[str]:
+        out: list[str] = []
+        raw, starts, number = self.raw, FORMULA_STARTS, PLAIN_NUMBER.match
+        for kind, key in self.plan:
+            if kind == 1:
+                value = profile.get(key)
+                text = value if type(value) is str else cell(value)
+            elif kind == 0:
+                text = user_id
+            else:
+                text = "true" if reach.get(key) else "false"
+            if text and not raw and text[0] in starts and not number(text):
+                text = "'" + text
+            out.append(text)
+        return out
+
+
 def row(user_id: str, profile: Mapping[str, Scalar], reach: Mapping[str, bool], columns: Sequence[Column],
         raw: bool = False) -> list[str]:
-    out: list[str] = []
-    for col in columns:
-        if col.kind == "user_id":
-            value = user_id
-        elif col.kind == "reach":
-            value = cell(bool(reach.get(col.key)))
-        else:
-            value = cell(profile.get(col.key))
-        out.append(value if raw else safe(value))
-    return out
+    """One row (tests and one-off callers; an export compiles its `RowFormatter` once)."""
+    return RowFormatter(columns, raw)(user_id, profile, reach)
 
 
 def render(rows: Iterable[Sequence[str]]) -> str:

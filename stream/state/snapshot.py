@@ -22,6 +22,7 @@ from stream.state.lua import LuaRunner, script
 from stream.state.resp import RespRouter
 
 CHUNK = 2000
+PAGE = 5 * CHUNK  # ids read per ZRANGE: one round trip per five windows, not one per window
 TTL_MS = 15 * 60 * 1000  # refreshed on every window, so only an abandoned snapshot expires
 
 SNAPSHOT_COPY = script("snapshot_copy")
@@ -44,19 +45,21 @@ class MemberSnapshot:
                 break
         self.total = int(await self.redis.zcard(self.key))
 
-    async def windows(self, size: int = CHUNK) -> AsyncIterator[list[str]]:
+    async def windows(self, size: int = CHUNK, page: int = PAGE) -> AsyncIterator[list[str]]:
         start = 0
         while True:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.zrange(self.key, start, start + size - 1)
+            pipe.zrange(self.key, start, start + page - 1)
             pipe.pexpire(self.key, TTL_MS)
             ids, _ = await pipe.execute()
             if not ids:
                 if start < self.total:  # expired under a reader stalled past TTL_MS: fail, never truncate quietly
                     raise RuntimeError(f"export snapshot {self.key} expired after {start} of {self.total} members")
                 return
-            yield [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
-            start += size
+            text = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+            for at in range(0, len(text), size):
+                yield text[at:at + size]
+            start += page
 
     async def drop(self) -> None:
         await self.redis.delete(self.key)

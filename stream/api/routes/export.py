@@ -21,7 +21,7 @@ from stream import metrics
 from stream.api.auth import PII, Principal, Scope
 from stream.api.deps import SegmentId, Services, Svc, get_segment_or_404
 from stream.api.models import errors
-from stream.csvio import Column, CsvError, parse_fields, render, row
+from stream.csvio import Column, CsvError, RowFormatter, parse_fields, render
 from stream.rules import reachable
 from stream.rules.jsonio import loads
 from stream.state.client import endpoint
@@ -55,6 +55,7 @@ async def export_csv(svc: Services, sid: str, columns: Sequence[Column], state: 
     state.rows = 0
     need_profile = any(c.kind != "user_id" for c in columns)
     channels = [c.key for c in columns if c.kind == "reach"]
+    format_row = RowFormatter(columns, raw)
     core = svc.core
     try:
         yield render([[c.name for c in columns]])
@@ -65,9 +66,12 @@ async def export_csv(svc: Services, sid: str, columns: Sequence[Column], state: 
                 if blacklisted == "1":
                     continue
                 profile = _loads(p) if need_profile else {}
-                subs = _loads(s) if channels else {}
-                reach = {channel: reachable(channel, profile, subs) for channel in channels}
-                rows.append(row(uid, profile, reach, columns, raw))
+                if channels:
+                    subs = _loads(s)
+                    reach = {channel: reachable(channel, profile, subs) for channel in channels}
+                else:
+                    reach = {}
+                rows.append(format_row(uid, profile, reach))
             if rows:
                 metrics.EXPORT_ROWS.inc(len(rows))
                 yield render(rows)
