@@ -24,6 +24,7 @@ from stream.rules import (
     referenced_segments,
     rule_to_json,
     stateful_conditions,
+    verdict_without_events,
 )
 
 LIVE, PAST_BEHAVIOR, CUSTOM_LIST = "live", "past_behavior", "custom_list"
@@ -48,10 +49,16 @@ class Segment:
     windowed: bool = field(init=False, compare=False, repr=False)
     # The rule compiled once (None for a custom list): what the hot path evaluates.
     decide: Compiled | None = field(init=False, compare=False, repr=False)
+    # What the rule decides for any user none of whose events it counts (None: their profile,
+    # reachability or memberships decide): a creation backfill visits only users with history
+    # for a segment whose verdict is False.
+    without_events: bool | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "windowed", any(c.bounds.moving for c in self.conditions))
         object.__setattr__(self, "decide", compile_rule(self.rule) if self.rule is not None else None)
+        object.__setattr__(self, "without_events",
+                           verdict_without_events(self.rule) if self.rule is not None else None)
 
     @property
     def counts_from_ms(self) -> int | None:

@@ -7,10 +7,14 @@ exhaustively without Kafka or Redis.
 
 from stream.rules.aggregate import (
     Aggregate,
+    Column,
     Measure,
     cond_matches,
+    entry_columns,
+    entry_key,
     event_matches,
     fold,
+    fold_entry,
     holds,
     measure,
     merge,
@@ -29,6 +33,7 @@ from stream.rules.evaluate import (
     next_change_ms,
     referenced_segments,
     stateful_conditions,
+    verdict_without_events,
     walk,
 )
 from stream.rules.model import (
@@ -88,6 +93,7 @@ __all__ = [
     "All",
     "AnyOf",
     "Bounds",
+    "Column",
     "Comparison",
     "Compiled",
     "Duration",
@@ -113,11 +119,14 @@ __all__ = [
     "cond_matches",
     "dependency_order",
     "describe",
+    "entry_columns",
+    "entry_key",
     "evaluate",
     "event_conditions",
     "event_holds",
     "event_matches",
     "fold",
+    "fold_entry",
     "holds",
     "iso_ms",
     "measure",
@@ -135,6 +144,7 @@ __all__ = [
     "rule_to_json",
     "stateful_conditions",
     "sum_value",
+    "verdict_without_events",
     "walk",
     "window_ms",
 ]

@@ -153,20 +153,46 @@ def fold(cond: Stateful, agg: Aggregate, ts_ms: int, props: Mapping[str, Scalar]
     """The caller owns dedupe, the kind's lower bound and `event_matches`; folding twice counts twice.
 
     A sequence records which of its steps the event fits, so it needs the event's name."""
+    if isinstance(cond, SequenceCond):
+        if name is None:
+            raise ValueError("folding into a sequence needs the event's name")
+        fold_entry(cond, agg, ts_ms, (_step_mask(cond, name, props),))
+    else:
+        fold_entry(cond, agg, ts_ms, _columns(cond, props))
+
+
+def entry_key(cond: Stateful) -> tuple[object, ...]:
+    """Conditions with equal keys read the same entry from an event (`entry_columns`): the
+    same name and filters, the same columns. A creation backfill reads an event once per key,
+    not once per segment (50 "did X" segments over 7 names: 7 keys)."""
+    if isinstance(cond, SequenceCond):
+        return ("sequence", cond.steps)
+    return ("event", cond.name, cond.where, legacy_shape(cond), tuple((t.kind, t.prop) for t in cond.tests))
+
+
+def entry_columns(cond: Stateful, name: str, props: Mapping[str, Scalar]) -> tuple[Column, ...] | None:
+    """What `fold` keeps of a matching event besides its instant (None: the event does not match)."""
+    if isinstance(cond, SequenceCond):
+        mask = _step_mask(cond, name, props)
+        return (mask,) if mask else None
+    if name != cond.name or not _filters(cond.where, props):
+        return None
+    return _columns(cond, props)
+
+
+def fold_entry(cond: Stateful, agg: Aggregate, ts_ms: int, columns: Sequence[Column]) -> None:
+    """`fold` once the event's columns are read (a sequence's: its step mask)."""
     bounds = cond.bounds
     if not bounds.fixed(ts_ms):
         return
     if isinstance(cond, SequenceCond):
-        if name is None:
-            raise ValueError("folding into a sequence needs the event's name")
-        mask = _step_mask(cond, name, props)
+        mask = columns[0]
         if agg.count or not mask:  # already found: with fixed bounds it stays found
             return
         insort(agg.entries, (ts_ms, mask), key=_ts)
         if not bounds.moving:
             _settle_chain(cond, agg, agg.entries)
         return
-    columns = _columns(cond, props)
     if bounds.moving:
         insort(agg.entries, (ts_ms, *columns), key=_ts)
         if len(agg.entries) >= BLOCK_ENTRIES + TAIL_ENTRIES:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
-from stream.rules.aggregate import Aggregate, holds, next_window_change
+from stream.rules.aggregate import Aggregate, holds, new_aggregate, next_window_change
 from stream.rules.model import All, AnyOf, EventCond, InSegment, Node, Not, ProfileCond, Scalar, SequenceCond, Stateful
 from stream.rules.ops import compare
 
@@ -90,6 +90,31 @@ class _Evaluator:
         if isinstance(node, InSegment):
             return node.segment_id in self.members
         return bool(self.reach.get(node.channel, False))
+
+
+def verdict_without_events(node: Node) -> bool | None:
+    """What the rule decides for a user none of whose events it counts, whatever their profile,
+    reachability and memberships: True or False, or None when those decide it.
+
+    Three-valued (Kleene): a profile, `reachable` or `in_segment` condition is unknown, and an
+    event or sequence condition is what it holds on an empty aggregate (a count of 0, no
+    values; no instant changes that). A creation backfill skips the known users without
+    history for a segment whose verdict is False: deciding them could only say "not a member"
+    (an "event X" rule at 1M known users and 10% of them with an X: 900,000 loads saved per
+    segment).
+    """
+    if isinstance(node, All | AnyOf):
+        found = {verdict_without_events(c) for c in node.children}
+        decisive = isinstance(node, AnyOf)  # any: one True decides; all: one False does
+        if decisive in found:
+            return decisive
+        return None if None in found else not decisive
+    if isinstance(node, Not):
+        inner = verdict_without_events(node.child)
+        return None if inner is None else not inner
+    if isinstance(node, EventCond | SequenceCond):
+        return holds(node, new_aggregate(node), 0)
+    return None
 
 
 Compiled = Callable[
