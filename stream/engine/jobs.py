@@ -8,7 +8,8 @@ behind a wave of creation backfills. Every chunk of a part takes the engine
 lock like a batch, so jobs and the stream interleave safely.
 
 - backfill: one scan of a partition's events for every segment created
-  together (`stream.engine.backfill`), then one pass over the known users;
+  together (`stream.engine.backfill`), then one pass over the users who can
+  enter (those with history, or every known user when a rule needs to);
 - recount: re-evaluates every known user from their stored state, corrects
   drift and tallies exact figures;
 - cleanup: drops a deleted segment from every known user;
@@ -171,37 +172,44 @@ class JobRunner:
 
 
 async def _backfill_part(runner: JobRunner, job: Job, p: int) -> Result:
+    """One scan of the partition's log for every target, then a pass over the users who can
+    enter: every known user only when some target's verdict needs their profile (or admits
+    users without events); else only the users the scan found events of. So a wave of "did X"
+    segments costs one scan plus the users with history, not known users x segments."""
     targets = runner.targets(job)
-    history = await fold_partition(runner.log, runner.settings.topic_events, p, targets, runner.engine.limits)
+    history = await fold_partition(runner.log, runner.settings.topic_events, p, targets, runner.engine.limits,
+                                   runner.engine.definitions.index.forgotten)
     await runner.progress(job, p, 0.5)
-    ids = {s.id for s in targets}
+    loud = frozenset(s.id for s in targets if s.without_events is not False)
 
     def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
-        # A user met only here (the live agent lags behind the log) is a known user all the
-        # same: decide every segment for them now, as the live path would.
-        sids = set(ids) if user.exists else set(idx.ruled)
-        user.exists = True
-        for sid in ids:
-            current = idx.segments.get(sid)
-            extra = history.for_user(user.user_id, current) if current is not None else None
+        found = set()
+        for sid in history.segments_of(user.user_id) & idx.segments.keys():
+            extra = history.for_user(user.user_id, idx.segments[sid])
             if extra is not None:
                 merge_backfill(user, idx.segments[sid], extra)
+                found.add(sid)
+        # A user met only here (the live agent lags behind the log) is a known user all the
+        # same: decide every segment for them now, as the live path would.
+        sids = (loud | found) if user.exists else idx.ruled
+        user.exists = True
         reevaluate(user, idx, sids & idx.segments.keys(), runner.engine.now_ms())
         return []
 
-    total = await runner.known_count(p) + len(history.aggs)
+    total = (await runner.known_count(p) if loud else 0) + len(history.entries)
     done = 0
-    async for chunk in runner.users(p):
-        await runner.engine.run_users(chunk, p, work)
-        done += len(chunk)
-        for uid in chunk:
-            history.aggs.pop(uid, None)  # merged: the rest are users the live agent has not reached
-        await runner.progress(job, p, 0.5 + 0.5 * done / total)
-    unseen = sorted(history.aggs)
-    for start in range(0, len(unseen), CHUNK):
-        await runner.engine.run_users(unseen[start:start + CHUNK], p, work, only_existing=False)
-        done += len(unseen[start:start + CHUNK])
-        await runner.progress(job, p, 0.5 + 0.5 * done / total)
+    if loud:
+        async for chunk in runner.users(p):
+            await runner.engine.run_users(chunk, p, work)
+            done += len(chunk)
+            for uid in chunk:
+                history.done(uid)  # merged: the rest are users the pass has not reached
+            await runner.progress(job, p, 0.5 + 0.5 * done / total)
+    rest = history.users()
+    for start in range(0, len(rest), CHUNK):
+        await runner.engine.run_users(rest[start:start + CHUNK], p, work, only_existing=False)
+        done += len(rest[start:start + CHUNK])
+        await runner.progress(job, p, 0.5 + 0.5 * done / max(1, total))
     return {"events_read": history.events_read, "users": done}
 
 

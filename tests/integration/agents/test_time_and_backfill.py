@@ -125,3 +125,25 @@ async def test_past_behavior_backfill_matches_the_oracle_while_events_keep_comin
         return actual == expected
 
     await eventually(matches, timeout=120, interval=1.0, what="backfilled segments to equal the oracle")
+
+    # A wave of "did X" segments (no profile test, false without events) visits only the users
+    # the scan found events of; the loud "did not" one above had to visit every known user.
+    known = sum([await redis.scard(keys.known(p)) for p in range(settings.partitions)])
+    loud = await JobStore(redis, keys).get(made[1][1] or "")
+    assert loud is not None and loud.result and loud.result["users"] >= known
+    quiet_rules = [
+        {"event": {"name": "Searched", "within_days": 60, "where": [{"prop": "q", "op": "eq", "value": "lego"},
+                                                                     {"prop": "amount", "op": "gt", "value": 300}]}},
+        {"all": [{"profile": {"prop": "city", "op": "eq", "value": "Pune"}},
+                 {"event": {"name": "Charged", "where": [{"prop": "category", "op": "eq", "value": "shoes"},
+                                                         {"prop": "amount", "op": "gt", "value": 350}]}}]},
+    ]
+    quiet = [await _segment(core, "past_behavior", r) for r in quiet_rules]
+    assert quiet[0][1] == quiet[1][1], "created together, they share one job"
+    await eventually(lambda: _job_done(settings, redis, quiet[0][1] or ""), timeout=120, what="the quiet backfill")
+    job = await JobStore(redis, keys).get(quiet[0][1] or "")
+    assert job is not None and job.result is not None
+    assert 0 < job.result["users"] < known / 2, job.result
+    segments = {seg.id: ("past_behavior", seg.created_at_ms, rule) for (seg, _), rule in zip(quiet, quiet_rules,
+                                                                                              strict=True)}
+    await eventually(matches, timeout=60, interval=1.0, what="the quiet segments to equal the oracle")

@@ -78,20 +78,59 @@ def brute_force(messages: list[Message], segs: list[Segment]) -> dict[str, dict[
     return aggs
 
 
-def test_the_plan_names_each_condition_under_its_events() -> None:
+def test_the_plan_reads_each_event_once_per_way_conditions_read_it() -> None:
     plan = plan_targets(targets())
-    assert sorted(plan) == ["A", "B", "C"]
-    assert [(s.id, where) for s, where in plan["A"]] == [("s0", (0,)), ("s2", (0,)), ("s4", (0,))]
-    assert [(s.id, where) for s, where in plan["C"]] == [("s2", (1,)), ("s3", (0,))]
+    assert sorted(plan.by_name) == ["A", "B", "C"]
+    # s0's A and s2's A read the same entry (no filter, no column); s4's A keeps its sum's column.
+    assert plan.keys_of == {"s0": (0,), "s1": (1,), "s2": (0, 2), "s3": (3,), "s4": (4,)}
+    assert [key for key, _, _ in plan.by_name["A"]] == [0, 4]
+    assert [key for key, _, _ in plan.by_name["B"]] == [1, 3]
+    assert [key for key, _, _ in plan.by_name["C"]] == [2, 3]
+    # A live segment's horizon is part of the key: the same condition reads its own entries.
+    live = make_segment("s5", "live", "live", parse_rule(RULES[0]), NOW - HOUR, NOW)
+    assert plan_targets([*targets(), live]).keys_of["s5"] == (5,)
+
+
+def mixed_targets() -> list[Segment]:
+    """Handovers and kinds that differ: each segment counts its own part of the same entries."""
+    out = []
+    for i, r in enumerate(RULES):
+        kind = "live" if i % 2 else "past_behavior"
+        created = NOW - (3 + 5 * i) * 24 * HOUR
+        out.append(make_segment(f"s{i}", f"seg {i}", kind, parse_rule(r), created, NOW - i * 24 * HOUR))
+    return out
 
 
 @pytest.mark.parametrize("seed", range(5))
-async def test_the_planned_scan_folds_what_a_fold_over_every_target_folds(seed: int) -> None:
-    messages, segs = events(seed, 400), targets()
+@pytest.mark.parametrize("make", [targets, mixed_targets])
+async def test_the_planned_scan_folds_what_a_fold_over_every_target_folds(seed: int, make: Any) -> None:
+    messages, segs = events(seed, 400), make()
     history = await fold_partition(ListLog(messages), "events", 0, segs, Limits())
     expected = brute_force(messages, segs)
-    assert history.aggs == expected
-    assert history.events_read == sum(m.timestamp_ms < NOW for m in messages)  # before the handover
+    assert {uid: {s.id: a for s in segs if (a := history.for_user(uid, s)) is not None}
+            for uid in history.users()} == {uid: row for uid, row in expected.items() if row}
+    assert history.events_read == sum(m.timestamp_ms < max(s.handover_ms for s in segs) for m in messages)
     for uid in [f"u{i}" for i in range(12)]:
         for seg in segs:
             assert history.for_user(uid, seg) == expected.get(uid, {}).get(seg.id), "None: nothing to merge"
+        assert set(expected.get(uid, {})) <= history.segments_of(uid)
+
+
+async def test_a_forgotten_users_events_before_the_forget_are_not_folded() -> None:
+    messages, segs = events(0, 400), targets()
+    forgotten = {"u3": NOW - 20 * 24 * HOUR, "u4": NOW + HOUR}
+    history = await fold_partition(ListLog(messages), "events", 0, segs, Limits(), forgotten)
+    expected = brute_force([m for m in messages if not _forgotten_before(m, forgotten)], segs)
+    assert "u4" not in history.users()
+    assert expected.get("u3"), "u3 has events after its forget in this log"
+    for uid in [f"u{i}" for i in range(12)]:
+        for seg in segs:
+            assert history.for_user(uid, seg) == expected.get(uid, {}).get(seg.id)
+
+
+def _forgotten_before(msg: Message, forgotten: dict[str, int]) -> bool:
+    try:
+        uid = json.loads(msg.value)["user_id"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return uid in forgotten and msg.timestamp_ms < forgotten[uid]
