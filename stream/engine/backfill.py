@@ -10,7 +10,7 @@ adds exactly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -119,10 +119,12 @@ def scan_start_ms(targets: Sequence[Segment], max_future_ms: int) -> int | None:
 
 
 async def fold_partition(log: LogSource, topic: str, partition: int, targets: Sequence[Segment],
-                         limits: Limits, forgotten: Mapping[str, int] | None = None) -> History:
+                         limits: Limits, forgotten: Mapping[str, int] | None = None,
+                         between: Callable[[], Awaitable[None]] | None = None) -> History:
     """`forgotten`: user id -> the log-append instant of their forget; their events appended
     before it are never folded again (as on the live path), or a past_behavior segment
-    created later would bring a forgotten user back from the log."""
+    created later would bring a forgotten user back from the log. `between` is awaited
+    before each batch read (a job yields to interactive parts there)."""
     plan = plan_targets(targets)
     history = History(plan)
     gone = forgotten or {}
@@ -133,6 +135,8 @@ async def fold_partition(log: LogSource, topic: str, partition: int, targets: Se
     found = history.entries
     async for batch in log.read(topic, partition, start_ms=scan_start_ms(targets, limits.max_future_ms),
                                 stop_at_append_ms=stop):
+        if between is not None:
+            await between()
         for msg in batch:
             history.events_read += 1
             try:
