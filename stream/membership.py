@@ -230,9 +230,13 @@ def merge_backfill(user: UserState, seg: Segment, extra: list[Aggregate]) -> boo
     (split by log-append time at the segment's handover), so adding is exact."""
     if seg.id in user.backfilled:
         return False
-    aggs = aggregates_for(user, seg)
-    for cond, agg, more in zip(seg.conditions, aggs, extra, strict=True):
-        merge(cond, agg, more)
+    if seg.id in user.aggs or seg.id in user.stored_aggs:
+        for cond, agg, more in zip(seg.conditions, aggregates_for(user, seg), extra, strict=True):
+            merge(cond, agg, more)
+    else:  # nothing live to add to: merging into fresh aggregates would only copy these
+        if len(extra) != len(seg.conditions):
+            raise ValueError(f"{seg.id}: {len(extra)} aggregates for {len(seg.conditions)} conditions")
+        user.aggs[seg.id] = extra
     user.backfilled.add(seg.id)
     user.dirty_aggs.add(seg.id)
     user.dirty_backfills.add(seg.id)
