@@ -1,9 +1,16 @@
 """Creation-to-ready time of 1, 10 and 50 segments created together, after a history of traffic.
 
-    python -m bench.creation_bench [--users 100000] [--events 1000000] [--counts 1,10,50]
+    python -m bench.creation_bench [--users 100000] [--events 1000000] [--counts 1,10,50] [--history worker|log]
 
 The history goes through `stream worker` first (profiles and past events, so
-every user is known), as after a day of traffic. Then, for each count, that
+every user is known), as after a day of traffic. With `--history log` only the
+profiles do (every user is still known): the events are produced to the log
+before the worker starts and its consumer group starts past them, as for a
+stack pointed at a log that earlier workers applied. Creation reads the same
+log and the same known users either way; what differs is that the user
+hashes hold no dedupe entries or aggregates of earlier segments (there are
+none before the bench's). 10,000,000 events through one worker here take over
+40 minutes, so the 1M-user run uses it. Then, for each count, that
 many past_behavior segments (each scans the whole log) and as many live ones
 (each looks back only `STREAM_MAX_FUTURE_SECONDS`) are created within the
 grouping interval, and the clock runs until every one's creation backfill is
@@ -16,16 +23,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
 from bench.export_bench import drop
 from bench.pipeline import ROOT, backfills_done, bench_settings, drain_rate, env_for, start, stop
+from stream.config import Settings
 from stream.generate import Workload, produce
+from stream.kafkaio.client import client_kwargs
 from stream.kafkaio.topics import create_topics
 from stream.rules import parse_segment
 from stream.state.jobs import JobKind, JobStatus, JobStore
@@ -62,32 +75,55 @@ async def job_time(jobs: JobStore, job_id: str, started: float) -> float:
         await asyncio.sleep(0.05)
 
 
-async def run(kafka: str, redis_url: str, users: int, events: int, counts: list[int]) -> dict[str, Any]:
+async def skip_to_end(settings: Settings, topic: str) -> None:
+    """Commits the worker group's offsets at the end of `topic`, before any worker joined."""
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=settings.app_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit({tp: int(ends[tp]) for tp in tps})
+    finally:
+        await consumer.stop()
+
+
+async def history(settings: Settings, workload: Workload, mode: str, log: Path) -> subprocess.Popen[bytes]:
+    """Fills the log and the known users; returns the worker, caught up."""
+    if mode == "log":
+        await produce(settings, workload, progress=False, profiles=False)
+        await skip_to_end(settings, settings.topic_events)
+    proc = start([sys.executable, "-m", "stream.cli", "worker"], env_for(settings), log)
+    producing = asyncio.create_task(produce(settings, workload, progress=False, events=mode != "log"))
+    await drain_rate(settings, settings.app_id, [settings.topic_events, settings.topic_profiles], proc,
+                     limit_s=7200, wait_for=producing)
+    return proc
+
+
+async def run(kafka: str, redis_url: str, users: int, events: int, counts: list[int],
+              mode: str = "worker") -> dict[str, Any]:
     settings = bench_settings(kafka, redis_url, partitions=8)
     await create_topics(settings)
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     jobs = JobStore(redis, keys)
     core = Core.build(settings)
-    proc = start([sys.executable, "-m", "stream.cli", "worker"], env_for(settings), ROOT / "var" / "bench" /
-                 "creation-worker.log")
-    result: dict[str, Any] = {"users": users, "events": events}
+    result: dict[str, Any] = {"users": users, "events": events, "history": mode, "counts": counts}
+    started = time.perf_counter()
+    proc = await history(settings, Workload(seed=5, users=users, events=events), mode,
+                         ROOT / "var" / "bench" / "creation-worker.log")
     try:
-        started = time.perf_counter()
-        producing = asyncio.create_task(produce(settings, Workload(seed=5, users=users, events=events),
-                                                progress=False))
-        await drain_rate(settings, settings.app_id, [settings.topic_events, settings.topic_profiles], proc,
-                         limit_s=7200, wait_for=producing)
         result["history_s"] = time.perf_counter() - started
+        print(f"history ({mode}): {result['history_s']:.0f} s", flush=True)
         target, _ = await core.catalog.create_segment(parse_segment(
             {"name": "recount target", "kind": "past_behavior", "rule": rule(0)}))
         n_made = 1
-        await backfills_done(jobs, proc)
+        await backfills_done(jobs, proc, limit_s=7200)
         alone = await core.jobs.create(JobKind.RECOUNT, target.id, settings.partitions)
         result["recount_alone_s"] = await job_time(jobs, alone, time.perf_counter())
         print(f"a recount with nothing else to do: {result['recount_alone_s']:.1f} s")
         for count in counts:
-            await backfills_done(jobs, proc)
+            await backfills_done(jobs, proc, limit_s=7200)
             made: list[str] = []
             for kind in ("past_behavior", "live"):
                 for _ in range(count):
@@ -118,10 +154,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--counts", default="1,10,50")
+    parser.add_argument("--history", choices=("worker", "log"), default="worker")
     parser.add_argument("--kafka", default=os.environ.get("STREAM_TEST_KAFKA", "127.0.0.1:9092"))
     parser.add_argument("--redis-url", default=os.environ.get("STREAM_TEST_REDIS_URL", "redis://127.0.0.1:6380/0"))
     args = parser.parse_args()
-    asyncio.run(run(args.kafka, args.redis_url, args.users, args.events, [int(c) for c in args.counts.split(",")]))
+    result = asyncio.run(run(args.kafka, args.redis_url, args.users, args.events,
+                             [int(c) for c in args.counts.split(",")], args.history))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

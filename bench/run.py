@@ -17,16 +17,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, cluster_bench, estimate_latency, export_bench, rebuild_bench, recount_bench, rules_bench
+from bench import (
+    capacity,
+    cluster_bench,
+    creation_bench,
+    estimate_latency,
+    export_bench,
+    rebuild_bench,
+    recount_bench,
+    rules_bench,
+)
 from bench.pipeline import pipeline_and_latency
 from stream.generate import Workload
 
 SIZES = {
     "quick": {"users": 2000, "events": 20_000, "latency_s": 8, "estimate": 100_000, "recount": 50_000,
-              "export": 50_000, "rebuild": 3000, "rule_events": 4000, "heavy": 5000},
+              "export": 50_000, "rebuild": 3000, "rule_events": 4000, "heavy": 5000,
+              "creation_users": 2000, "creation_events": 20_000},
     "full": {"users": 50_000, "events": 500_000, "latency_s": 30, "estimate": 1_000_000, "recount": 1_000_000,
-             "export": 1_000_000, "rebuild": 200_000, "rule_events": 20_000, "heavy": 100_000},
+             "export": 1_000_000, "rebuild": 200_000, "rule_events": 20_000, "heavy": 100_000,
+             "creation_users": 100_000, "creation_events": 1_000_000},
 }
+CREATION_COUNTS = {"quick": [1, 10], "full": [1, 10, 50]}  # segments of each kind created together
 
 
 async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
@@ -40,6 +52,10 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
     exp = await export_bench.run(redis_url, kafka, size["export"])
     reb = await rebuild_bench.run(kafka, redis_url, size["rebuild"])
     rules = await rules_bench.run(redis_url, size["rule_events"], size["heavy"])
+    # The 1M-user / 10M-event run takes ~40 min more: `python -m bench.creation_bench --history log
+    # --users 1000000 --events 10000000` (docs/SCALING.md has its figures).
+    creation = await creation_bench.run(kafka, redis_url, size["creation_users"], size["creation_events"],
+                                        CREATION_COUNTS["quick" if quick else "full"], mode="log")
     return {
         "mode": "quick" if quick else "full",
         "started_at": started,
@@ -51,6 +67,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "export": exp,
         "rebuild": reb,
         "rules": rules,
+        "creation": creation,
         # The flat keys the performance issue tracks (the nested figures above are the same runs).
         "pipeline_msgs_per_s": pipe["pipeline"],
         "pipeline_over_baseline": pipe["pipeline"] / pipe["baseline"],
@@ -69,6 +86,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "heavy_user_cost_ratio": rules["heavy"]["heavy_user_cost_ratio"],
         "heavy_user_cold_ratio": rules["heavy"]["heavy_user_cold_ratio"],
         "api_insights_p99_ms_under_load": pipe["api_under_load"]["api_insights_p99_ms_under_load"],
+        "creation_ready_s": {str(n): creation[f"ready_s_{n}"] for n in creation["counts"]},
         "per_event": pipe["per_event"],
         "ratios": {
             "pipeline_over_ceiling": pipe["pipeline"] / pipe["ceiling"],
@@ -139,6 +157,13 @@ def table(r: dict[str, Any]) -> str:
     for label, us in r["rules"]["us_per_event"].items():
         rows.append((f"  rule kind: {label}", f"{us:,.0f} us/event",
                      f"{r['rules']['over_no_segment'][label]:.2f}x no segment (in-process engine, real Redis)"))
+    cr = r["creation"]
+    for n in cr["counts"]:
+        label = f"{n} past_behavior + {n} live" if n > 1 else "1 past_behavior + 1 live"
+        rows.append((f"11 creation to ready: {label}" if n == cr["counts"][0] else f"   {label}",
+                     f"{cr[f'ready_s_{n}']:,.1f} s",
+                     f"{cr['users']:,} users, {cr['events']:,} events in the log; a recount asked meanwhile took "
+                     f"{cr[f'recount_s_{n}']:,.1f} s (alone {cr['recount_alone_s']:,.1f} s)"))
     width = max(len(a) for a, _, _ in rows)
     out = [f"bench ({r['mode']})"]
     out += [f"  {a:<{width}}  {b:<32}  {c}" for a, b, c in rows]

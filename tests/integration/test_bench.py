@@ -49,5 +49,11 @@ def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) 
     assert cluster["redis_bytes_per_user"] > 0 and cluster["replica_bytes_per_user"] > 0
     assert cluster["redis_by_family"]["u:{}"] > 0, "the cluster's families are read from every master"
     assert result["cluster_two_workers_over_one"] == cluster["two_workers"] / cluster["known_users"]
+    creation = result["creation"]
+    assert creation["history"] == "log" and creation["users"] == result["sizes"]["creation_users"]
+    assert all(creation[f"ready_s_{n}"] > 0 and creation[f"recount_s_{n}"] > 0
+               for n in creation["counts"])
+    assert set(result["creation_ready_s"]) == {str(n) for n in creation["counts"]} == {"1", "10"}
+    assert "creation to ready" in proc.stdout
     assert "Redis Cluster" in proc.stdout
     assert "pipeline is" in proc.stdout and "of ceiling" in proc.stdout
