@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 
 from stream.membership import Transition, UserState
-from stream.rules import aggregates_to_json
+from stream.rules import Scalar, aggregates_to_json
 from stream.rules.jsonio import dumps, loads
 from stream.rules.storage import block_ids, changed_blocks
 
@@ -69,6 +69,39 @@ def _is_block_of(name: str, sid: str) -> bool:
 def block_fields(sid: str, stored_agg: str) -> list[str]:
     """The block fields a stored `a:<sid>` names: a reader of that one field must read these too."""
     return [block_field(sid, ci, bid) for ci, bid in block_ids(stored_agg)]
+
+
+class Deciding:
+    """What deciding one segment reads of a user (a recount's HMGET row), decoded on demand: a
+    recount needs the memberships and one segment's aggregates of every user, the profile only
+    where the rule or the tally asks. Building a whole UserState for it was ~60% of a recount's
+    Python per user (16 us against 7 us here)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self.fields = fields
+
+    def members(self) -> set[str]:
+        raw = self.fields.get(MEMBERS)
+        return set(loads(raw)) if raw else set()
+
+    def profile(self) -> dict[str, Scalar]:
+        raw = self.fields.get(PROFILE)
+        return loads(raw) if raw else {}
+
+    def subscriptions(self) -> dict[str, bool]:
+        raw = self.fields.get(SUBSCRIPTIONS)
+        return loads(raw) if raw else {}
+
+    def blacklisted(self) -> bool:
+        return self.fields.get(BLACKLISTED) == "1"
+
+    def aggregates(self, sid: str) -> str | None:
+        return self.fields.get(agg_field(sid))
+
+    def block(self, sid: str, condition: int, block: int) -> str | None:
+        return self.fields.get(block_field(sid, condition, block))
 
 
 def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
