@@ -9,11 +9,10 @@ from hypothesis import strategies as st
 
 from stream.engine.recount import drift, rule_reads
 from stream.membership import UserState, reevaluate
-from stream.rules import cond_matches, fold, new_aggregate, stateful_conditions
 from stream.rules.model import Node
 from stream.segments import SegmentIndex, make_segment
 from stream.state.userhash import DECIDING, Deciding, agg_field, changed_fields, load_user, present
-from tests.unit.rules.test_compiled import NOW, events, values
+from tests.unit.rules.test_compiled import NOW, folded, values
 from tests.unit.rules.test_properties import rules
 
 pytestmark = pytest.mark.unit
@@ -29,13 +28,7 @@ def test_the_quick_decision_finds_the_drift_reevaluate_finds(rule: Node, data: s
     user.subscriptions = data.draw(st.dictionaries(st.sampled_from(["email", "sms", "push"]), st.booleans()))
     user.blacklisted = data.draw(st.booleans())
     user.members = set(data.draw(st.frozensets(st.sampled_from(["s-a", "s-b", "s-c"]))))
-    conds = stateful_conditions(rule)
-    aggs = [new_aggregate(c) for c in conds]
-    for name, ts, props in data.draw(events):
-        for cond, agg in zip(conds, aggs, strict=True):
-            if cond_matches(cond, name, props):
-                fold(cond, agg, ts, props, name)
-    user.aggs[seg.id] = aggs
+    user.aggs[seg.id] = folded(rule, data)
     user.dirty_profile = user.dirty_members = True
     user.dirty_aggs.add(seg.id)
     to_set, _ = changed_fields(user)

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.rules import CHANNELS, compile_rule, cond_matches, evaluate, fold, new_aggregate, stateful_conditions
+from stream.rules import (
+    CHANNELS,
+    Aggregate,
+    compile_rule,
+    cond_matches,
+    evaluate,
+    fold,
+    new_aggregate,
+    stateful_conditions,
+)
 from stream.rules.model import Node
 from tests.unit.rules.test_properties import rules
 
@@ -24,16 +33,22 @@ events = st.lists(st.tuples(
 ), max_size=8)
 
 
-@settings(max_examples=1500, deadline=None)
-@given(rule=rules, data=st.data())
-def test_compiled_equals_the_walking_evaluator(rule: Node, data: st.DataObject) -> None:
-    profile = data.draw(st.dictionaries(st.sampled_from(["city", "age", "vip", "email", "missing"]), values))
-    reach = data.draw(st.fixed_dictionaries({c: st.booleans() for c in CHANNELS}))
-    members = data.draw(st.frozensets(st.sampled_from(["s-a", "s-b", "s-c"])))
+def folded(rule: Node, data: st.DataObject) -> list[Aggregate]:
+    """The rule's aggregates after a drawn list of `events`."""
     conds = stateful_conditions(rule)
     aggs = [new_aggregate(c) for c in conds]
     for name, ts, props in data.draw(events):
         for cond, agg in zip(conds, aggs, strict=True):
             if cond_matches(cond, name, props):
                 fold(cond, agg, ts, props, name)
+    return aggs
+
+
+@settings(max_examples=1500, deadline=None)
+@given(rule=rules, data=st.data())
+def test_compiled_equals_the_walking_evaluator(rule: Node, data: st.DataObject) -> None:
+    profile = data.draw(st.dictionaries(st.sampled_from(["city", "age", "vip", "email", "missing"]), values))
+    reach = data.draw(st.fixed_dictionaries({c: st.booleans() for c in CHANNELS}))
+    members = data.draw(st.frozensets(st.sampled_from(["s-a", "s-b", "s-c"])))
+    aggs = folded(rule, data)
     assert compile_rule(rule)(profile, reach, aggs, NOW, members) == evaluate(rule, profile, reach, aggs, NOW, members)
