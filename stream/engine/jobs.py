@@ -5,8 +5,9 @@ and how to combine the parts. Parts run as concurrent tasks, up to
 `STREAM_JOB_CONCURRENCY` for backfills and cleanups, and recounts and
 forgets in a pool of their own, so an interactive Exact recount never waits
 behind a wave of creation backfills; while one runs, backfill and cleanup
-parts of the same process pause between chunks (`Yield`). Every chunk of a part takes the engine
-lock like a batch, so jobs and the stream interleave safely.
+parts of the same process pause between chunks (`Yield`). Every chunk of a
+part takes the engine lock like a batch, so jobs and the stream interleave
+safely.
 
 - backfill: one scan of a partition's events for every segment created
   together (`stream.engine.backfill`), then one pass over the users who can
@@ -215,7 +216,7 @@ async def _backfill_part(runner: JobRunner, job: Job, p: int) -> Result:
     loud = frozenset(s.id for s in targets if s.without_events is not False)
 
     def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
-        found = set()
+        found: set[str] = set()
         for sid in history.segments_of(user.user_id) & idx.segments.keys():
             extra = history.for_user(user.user_id, idx.segments[sid])
             if extra is not None:
