@@ -9,7 +9,12 @@ master, a scan that sees every master's keys, and a run id per master.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import subprocess
+
 import pytest
+from redis.crc import key_slot
 
 from stream.config import Settings
 from stream.state.bulk import read_users
@@ -17,6 +22,7 @@ from stream.state.client import RedisClient, atomic, endpoint
 from stream.state.keys import Keys
 from stream.state.resp import RespRouter
 from stream.wiring import Core
+from tests.integration.cluster.conftest import Cluster
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +89,84 @@ async def test_transactions_waits_scans_and_run_ids(settings: Settings, redis: R
         assert found == {keys.known(p) for p in range(12)}, "a scan sees every master"
     finally:
         await core.close()
+
+
+async def test_router_follows_ask_and_tryagain_through_a_slot_migration(
+        settings: Settings, redis: RedisClient, redis_cluster: Cluster) -> None:
+    """One slot migrated by hand, key by key (what `redis-cli --cluster reshard` does): a key
+    already moved answers ASK on its old master, a command over two keys split between the
+    nodes answers TRYAGAIN until the slot has moved, then MOVED. The slot goes back afterwards."""
+    keys = Keys(settings.key_prefix)
+    uid = "migrating-1"
+    first, second = keys.user(uid), keys.dedupe(uid)  # one hash tag: one slot
+    await redis.hset(first, "p", "x")
+    await redis.sadd(second, "7")
+    slot = key_slot(first.encode())
+    source = redis_cluster.owner(first)
+    assert source is not None
+    target = next(p for p in redis_cluster.slot_owners() if p != source)
+    ids = {p: cli(p, "cluster", "myid") for p in (source, target)}
+
+    def move(key: str, src: int, dst: int) -> None:
+        assert cli(src, "migrate", "127.0.0.1", str(dst), "", "0", "5000", "keys", key) == "OK"
+
+    def begin(src: int, dst: int) -> None:
+        cli(dst, "cluster", "setslot", str(slot), "importing", ids[src])
+        cli(src, "cluster", "setslot", str(slot), "migrating", ids[dst])
+
+    def finish(src: int, dst: int) -> None:
+        for port in (dst, src):
+            cli(port, "cluster", "setslot", str(slot), "node", ids[dst])
+
+    router = RespRouter(endpoint(settings))
+    begun = False
+    try:
+        assert await router.execute([(first, [b"HGET", first.encode(), b"p"])]) == ["x"]  # the map is read
+        begun = True
+        begin(source, target)
+        move(first, source, target)
+        asks = errors(source)["ASK"]
+        assert await router.execute([(first, [b"HGET", first.encode(), b"p"])]) == ["x"], "ASK followed"
+        assert errors(source)["ASK"] > asks
+
+        async def complete() -> None:  # the rest of the slot moves while the router backs off
+            await asyncio.sleep(0.3)
+            move(second, source, target)
+            finish(source, target)
+
+        tries = errors(source)["TRYAGAIN"]
+        mover = asyncio.create_task(complete())
+        both = [b"EXISTS", first.encode(), second.encode()]
+        assert await router.execute([(first, both)]) == [2], "TRYAGAIN waited out, then MOVED followed"
+        await mover
+        assert errors(source)["TRYAGAIN"] > tries
+        assert redis_cluster.owner(first) == target
+        assert await router.execute([(second, [b"SISMEMBER", second.encode(), b"7"])]) == [1]
+    finally:
+        await router.close()
+        if begun and redis_cluster.owner(first) == source:  # failed half way: end the migration first
+            for key in (first, second):
+                with contextlib.suppress(AssertionError):  # NOKEY: already moved
+                    move(key, source, target)
+            finish(source, target)
+        if begun:  # home again, for the tests after this one
+            begin(target, source)
+            for key in (first, second):
+                move(key, target, source)
+            finish(target, source)
+        assert redis_cluster.owner(first) == source
+
+
+def cli(port: int, *args: str) -> str:
+    done = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def errors(port: int) -> dict[str, int]:
+    """The node's error replies by kind (INFO errorstats)."""
+    found: dict[str, int] = {}
+    for line in cli(port, "info", "errorstats").splitlines():
+        if line.startswith("errorstat_"):
+            name, _, rest = line[len("errorstat_"):].partition(":")
+            found[name] = int(rest.split("=")[1].split(",")[0])
+    return {kind: found.get(kind, 0) for kind in ("MOVED", "ASK", "TRYAGAIN")}
