@@ -13,7 +13,7 @@ import pytest
 from stream.engine.backfill import fold_partition, plan_targets
 from stream.ingest import Limits, parse_event
 from stream.outputs import Message
-from stream.rules import Aggregate, event_matches, fold, new_aggregate, parse_rule
+from stream.rules import Aggregate, event_matches, fold, measure, new_aggregate, parse_rule
 from stream.segments import Segment, make_segment
 
 pytestmark = pytest.mark.unit
@@ -58,8 +58,9 @@ def events(seed: int, n: int) -> list[Message]:
 
 
 def brute_force(messages: list[Message], segs: list[Segment]) -> dict[str, dict[str, list[Aggregate]]]:
-    """Every event against every target and condition, as the scan did before it was planned."""
-    limits, seen, aggs = Limits(), set(), {}  # type: ignore[var-annotated]
+    """Every event against every target and condition (deduplicated in log order), each
+    condition's events folded in time order, ties in log order."""
+    limits, seen, found = Limits(), set(), {}  # type: ignore[var-annotated]
     for msg in messages:
         try:
             ev = parse_event(msg.value, msg.timestamp_ms, limits)
@@ -73,8 +74,15 @@ def brute_force(messages: list[Message], segs: list[Segment]) -> dict[str, dict[
                 continue
             for i, cond in enumerate(seg.conditions):
                 if event_matches(cond, ev.name, ev.props):
-                    row = aggs.setdefault(ev.user_id, {}).setdefault(seg.id, [new_aggregate(c) for c in seg.conditions])
-                    fold(cond, row[i], ev.ts_ms, ev.props, ev.name)
+                    found.setdefault(ev.user_id, {}).setdefault(seg.id, {}).setdefault(i, []).append(ev)
+    aggs: dict[str, dict[str, list[Aggregate]]] = {}
+    for uid, by_seg in found.items():
+        for sid, by_cond in by_seg.items():
+            seg = next(s for s in segs if s.id == sid)
+            row = aggs.setdefault(uid, {}).setdefault(sid, [new_aggregate(c) for c in seg.conditions])
+            for i, evs in by_cond.items():
+                for ev in sorted(evs, key=lambda e: e.ts_ms):
+                    fold(seg.conditions[i], row[i], ev.ts_ms, ev.props, ev.name)
     return aggs
 
 
@@ -134,3 +142,36 @@ def _forgotten_before(msg: Message, forgotten: dict[str, int]) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     return uid in forgotten and msg.timestamp_ms < forgotten[uid]
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_time_ordered_folding_measures_what_log_ordered_folding_does(seed: int) -> None:
+    """for_user folds in time order (a heavy user's entries then append instead of inserting);
+    what a condition measures, at any instant, is what folding in log order gives."""
+    messages, segs = events(seed, 600), mixed_targets()
+    history = await fold_partition(ListLog(messages), "events", 0, segs, Limits())
+    limits, seen, logged = Limits(), set(), {}  # type: ignore[var-annotated]
+    stop = max(s.handover_ms for s in segs)
+    for msg in [m for m in messages if m.timestamp_ms < stop]:  # what the scan reads, folded as it comes
+        try:
+            ev = parse_event(msg.value, msg.timestamp_ms, limits)
+        except ValueError:
+            continue
+        if (ev.user_id, ev.event_id) in seen:
+            continue
+        seen.add((ev.user_id, ev.event_id))
+        for seg in segs:
+            if msg.timestamp_ms < seg.handover_ms and seg.counts(ev.ts_ms):
+                for i, cond in enumerate(seg.conditions):
+                    if event_matches(cond, ev.name, ev.props):
+                        row = logged.setdefault((ev.user_id, seg.id), [new_aggregate(c) for c in seg.conditions])
+                        fold(cond, row[i], ev.ts_ms, ev.props, ev.name)
+    assert logged
+    for (uid, sid), row in logged.items():
+        seg = next(s for s in segs if s.id == sid)
+        mine = history.for_user(uid, seg)
+        assert mine is not None
+        for now in range(NOW - 45 * 24 * HOUR, NOW + 2 * 24 * HOUR, 7 * HOUR):
+            for cond, a, b in zip(seg.conditions, mine, row, strict=True):
+                assert measure(cond, a, now).count == measure(cond, b, now).count
+                assert measure(cond, a, now).values == measure(cond, b, now).values
