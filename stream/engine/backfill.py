@@ -16,7 +16,7 @@ from typing import Protocol
 
 from stream.ingest import Invalid, Limits, parse_event
 from stream.outputs import Message
-from stream.rules import Aggregate, Column, Stateful, entry_columns, entry_key, fold_entry, new_aggregate
+from stream.rules import Aggregate, Column, Stateful, entry_columns, entry_key, fold_sorted, new_aggregate
 from stream.segments import LIVE, Segment, event_names
 
 
@@ -110,12 +110,12 @@ class History:
             if not rows:
                 continue
             rows.sort(key=_instant)  # in place: the next segment reading this key finds it sorted
-            for ts, appended, columns in rows:  # inside the kind's horizon (the key's)
-                if appended >= handover:
-                    continue
-                if aggs is None:
-                    aggs = [new_aggregate(c) for c in seg.conditions]
-                fold_entry(cond, aggs[i], ts, columns)
+            mine_now = [(ts, columns) for ts, appended, columns in rows if appended < handover]
+            if not mine_now:  # inside the kind's horizon (the key's), before this segment's handover
+                continue
+            if aggs is None:
+                aggs = [new_aggregate(c) for c in seg.conditions]
+            fold_sorted(cond, aggs[i], mine_now)
         return aggs
 
 

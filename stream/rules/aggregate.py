@@ -201,6 +201,21 @@ def fold_entry(cond: Stateful, agg: Aggregate, ts_ms: int, columns: Sequence[Col
         _settle(cond, agg, columns)
 
 
+def fold_sorted(cond: Stateful, agg: Aggregate, entries: Sequence[tuple[int, Sequence[Column]]]) -> None:
+    """`fold_entry` of each (ts, columns), given in time order. Into an empty windowed event
+    aggregate that is the entries as they come (bounded by `from`/`to`), sealed once at the
+    end, which seals the same blocks as sealing along the way: a creation backfill's fold of a
+    user with a million events in one list, not a million calls."""
+    bounds = cond.bounds
+    if isinstance(cond, EventCond) and bounds.moving and not agg.entries and not agg.blocks.items:
+        fixed = bounds.fixed
+        agg.entries = [(ts, *columns) for ts, columns in entries if fixed(ts)]
+        _seal(cond, agg)
+        return
+    for ts, columns in entries:
+        fold_entry(cond, agg, ts, columns)
+
+
 def sealable(cond: Stateful) -> bool:
     """Windowed event conditions with a test, or with `before`: a `within`-only count keeps
     v+1 entries (prune), and a sequence's chain search needs its entries together."""
