@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from stream.engine.backfill import fold_partition, plan_targets
-from stream.ingest import Limits, parse_event
+from stream.ingest import Event, Limits, parse_event
 from stream.outputs import Message
 from stream.rules import Aggregate, event_matches, fold, measure, new_aggregate, parse_rule
 from stream.segments import Segment, make_segment
@@ -57,18 +57,24 @@ def events(seed: int, n: int) -> list[Message]:
     return out
 
 
+def deduplicated(messages: list[Message]) -> Iterator[tuple[Message, Event]]:
+    """The valid events, the first of each (user, event id) in log order."""
+    seen: set[tuple[str, str]] = set()
+    for msg in messages:
+        try:
+            ev = parse_event(msg.value, msg.timestamp_ms, Limits())
+        except ValueError:
+            continue
+        if (ev.user_id, ev.event_id) not in seen:
+            seen.add((ev.user_id, ev.event_id))
+            yield msg, ev
+
+
 def brute_force(messages: list[Message], segs: list[Segment]) -> dict[str, dict[str, list[Aggregate]]]:
     """Every event against every target and condition (deduplicated in log order), each
     condition's events folded in time order, ties in log order."""
-    limits, seen, found = Limits(), set(), {}  # type: ignore[var-annotated]
-    for msg in messages:
-        try:
-            ev = parse_event(msg.value, msg.timestamp_ms, limits)
-        except ValueError:
-            continue
-        if (ev.user_id, ev.event_id) in seen:
-            continue
-        seen.add((ev.user_id, ev.event_id))
+    found = {}  # type: ignore[var-annotated]
+    for msg, ev in deduplicated(messages):
         for seg in segs:
             if msg.timestamp_ms >= seg.handover_ms or not seg.counts(ev.ts_ms):
                 continue
@@ -150,16 +156,9 @@ async def test_time_ordered_folding_measures_what_log_ordered_folding_does(seed:
     what a condition measures, at any instant, is what folding in log order gives."""
     messages, segs = events(seed, 600), mixed_targets()
     history = await fold_partition(ListLog(messages), "events", 0, segs, Limits())
-    limits, seen, logged = Limits(), set(), {}  # type: ignore[var-annotated]
+    logged = {}  # type: ignore[var-annotated]
     stop = max(s.handover_ms for s in segs)
-    for msg in [m for m in messages if m.timestamp_ms < stop]:  # what the scan reads, folded as it comes
-        try:
-            ev = parse_event(msg.value, msg.timestamp_ms, limits)
-        except ValueError:
-            continue
-        if (ev.user_id, ev.event_id) in seen:
-            continue
-        seen.add((ev.user_id, ev.event_id))
+    for msg, ev in deduplicated([m for m in messages if m.timestamp_ms < stop]):  # as the scan reads them
         for seg in segs:
             if msg.timestamp_ms < seg.handover_ms and seg.counts(ev.ts_ms):
                 for i, cond in enumerate(seg.conditions):
