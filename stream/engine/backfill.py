@@ -110,12 +110,12 @@ class History:
             if not rows:
                 continue
             rows.sort(key=_instant)  # in place: the next segment reading this key finds it sorted
-            mine_now = [(ts, columns) for ts, appended, columns in rows if appended < handover]
-            if not mine_now:  # inside the kind's horizon (the key's), before this segment's handover
+            counted = [(ts, columns) for ts, appended, columns in rows if appended < handover]
+            if not counted:  # inside the kind's horizon (the key's), before this segment's handover
                 continue
             if aggs is None:
                 aggs = [new_aggregate(c) for c in seg.conditions]
-            fold_sorted(cond, aggs[i], mine_now)
+            fold_sorted(cond, aggs[i], counted)
         return aggs
 
 
