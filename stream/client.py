@@ -27,8 +27,8 @@ Why it is shaped this way:
 * **Big bodies never sit in memory.** `export` streams the CSV to a
   temporary file beside the target and renames it into place when complete
   (a broken stream leaves no half file under the target's name; the whole
-  export is retried, and the API snapshots members per export, so a retry is
-  a consistent copy). `upload_list` streams a file, or spools an iterable of
+  export is retried from the start, and each export walks the members afresh,
+  giving each once, so a retry is never a mix of two attempts). `upload_list` streams a file, or spools an iterable of
   ids to a temporary file first, so a retry can send the same bytes again.
 """
 

@@ -24,7 +24,7 @@ from stream.rules.aggregate import (
     prune,
     sum_value,
 )
-from stream.rules.channels import CHANNELS, IDENTITY_PROP, channel_mask, reachability, reachable
+from stream.rules.channels import CHANNELS, IDENTITY_PROP, channel_mask, reachability, reachable, reachable_many
 from stream.rules.evaluate import (
     Compiled,
     compile_rule,
@@ -141,6 +141,7 @@ __all__ = [
     "prune",
     "reachability",
     "reachable",
+    "reachable_many",
     "reference_path",
     "referenced_segments",
     "rule_to_json",

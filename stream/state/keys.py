@@ -58,8 +58,8 @@ class Keys:
     def exact(self, sid: str) -> str:
         return f"{self.prefix}seg:{{{sid}}}:exact"
 
-    def export_snapshot(self, sid: str, token: str) -> str:
-        return f"{self.prefix}seg:{{{sid}}}:export:{token}"
+    def member_walk(self, sid: str, token: str) -> str:
+        return f"{self.prefix}seg:{{{sid}}}:walk:{token}"
 
     def sample(self, sid: str) -> tuple[str, str, str]:
         """The estimate sample: (entries ZSET, channel masks HASH, counters HASH)."""

@@ -3,11 +3,11 @@
 The two member sets carry different hash tags, so on a Redis Cluster they
 live on different slots and no single command (SINTERCARD, SINTER) may touch
 both. Instead the smaller set is walked and each window of its ids is asked
-of the other set with SMISMEMBER. The walk goes through an export-style
-snapshot (``stream.state.snapshot``): SSCAN over a live set may return an id
-twice when the set rehashes mid-walk, which would count it twice; the
-snapshot's sorted set collapses repeats, and its size is the walked set's
-size at the same instant, so "only in the walked set" cannot go negative.
+of the other set with SMISMEMBER. The walk is the export's
+(``stream.state.walk``): SSCAN over a live set may return an id twice when
+the set rehashes mid-walk, which would count it twice; the walk gives each
+id once, and the walked set's size is the number of ids it gave, so "only in
+the walked set" cannot go negative.
 
 Members joining or leaving during the walk may or may not be counted; the
 answer is exact for a segment nobody is changing and off by at most the
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from stream.state.client import RedisClient
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner
-from stream.state.snapshot import MemberSnapshot
+from stream.state.walk import MemberWalk
 
 __all__ = ["ExactOverlap", "exact_overlap"]
 
@@ -38,24 +38,23 @@ class ExactOverlap:
 async def exact_overlap(redis: RedisClient, lua: LuaRunner, keys: Keys, sid_a: str, sid_b: str) -> ExactOverlap:
     """Count the overlap exactly: O(min(|A|, |B|)) ids read, a window of SMISMEMBER per 2,000.
 
-    Walking the smaller set bounds both the work and the snapshot's
-    temporary memory in Redis (about 100 bytes per walked member, dropped at
-    the end, expiring by itself if the API dies mid-walk).
+    Walking the smaller set bounds both the work and the walk's temporary
+    memory in Redis (about 50 bytes per walked member, dropped at the end,
+    expiring by itself if the API dies mid-walk).
     """
     if sid_a == sid_b:
         return ExactOverlap(both=int(await redis.scard(keys.members(sid_a))), only_a=0, only_b=0)
     size_a = int(await redis.scard(keys.members(sid_a)))
     size_b = int(await redis.scard(keys.members(sid_b)))
     walked, probed = (sid_a, sid_b) if size_a <= size_b else (sid_b, sid_a)
-    snapshot = MemberSnapshot(redis, lua, keys, walked)
+    walk = MemberWalk(redis, lua, keys, walked)
     both = 0
     try:
-        await snapshot.take()
-        async for ids in snapshot.windows():
+        async for ids in walk.windows():
             both += sum(1 for hit in await redis.smismember(keys.members(probed), ids) if hit)
-        walked_size = snapshot.total
+        walked_size = walk.total
     finally:
-        await snapshot.drop()
+        await walk.drop()
     probed_size = int(await redis.scard(keys.members(probed)))
     only_walked, only_probed = walked_size - both, max(0, probed_size - both)
     if walked == sid_a:

@@ -18,6 +18,7 @@ from stream.csvio import (
     identity_column,
     parse_fields,
     render,
+    render_columns,
     row,
 )
 
@@ -40,6 +41,12 @@ def test_render_quotes_only_what_needs_it_and_round_trips() -> None:
 @given(st.lists(st.lists(st.text(), min_size=1, max_size=6), min_size=1, max_size=8))
 def test_any_text_round_trips(rows: list[list[str]]) -> None:
     assert read_back(render(rows)) == rows
+
+
+@given(st.integers(1, 6).flatmap(lambda width: st.lists(
+    st.lists(st.sampled_from(TRICKY) | st.text(), min_size=width, max_size=width), min_size=1, max_size=8)))
+def test_rows_given_as_columns_render_as_the_rows_do(rows: list[list[str]]) -> None:
+    assert render_columns([list(c) for c in zip(*rows, strict=True)]) == render(rows)
 
 
 def test_cells_print_scalars_the_way_the_json_api_does() -> None:

@@ -34,7 +34,7 @@ def test_a_users_keys_share_a_slot(i: str) -> None:  # user_commit.lua
 def test_a_segments_keys_share_a_slot(i: str) -> None:
     # members_apply.lua, sample_update.lua (live and rebuild keys), snapshot_copy.lua, the sample
     # swap and read_trend transactions
-    keys = [*K.segment_keys(i), K.export_snapshot(i, "t0"), *K.sample_rebuild(i, "t1")]
+    keys = [*K.segment_keys(i), K.member_walk(i, "t0"), *K.sample_rebuild(i, "t1")]
     assert len(slots(*keys)) == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
-from stream.state.snapshot import CHUNK
+from stream.state.walk import CHUNK
 from tests.integration.api.test_segments_api import create
 from tests.integration.conftest import eventually, produce_json
 

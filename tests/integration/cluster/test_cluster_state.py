@@ -4,7 +4,8 @@ Fast checks of what the scenario and the failover drill rely on: replies in
 command order across the masters, a stale slot map fixed by MOVED, the slot
 map re-read while a window is still queued on a connection (it used to take
 that window's reply), transactions on the slot's master, WAIT on every
-master, a scan that sees every master's keys, and a run id per master.
+master, a scan that sees every master's keys, a run id per master, and a
+member walk on its segment's slot.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stream.state.bulk import read_users
 from stream.state.client import RedisClient, atomic, endpoint
 from stream.state.keys import Keys
 from stream.state.resp import RespRouter
+from stream.state.walk import MemberWalk
 from stream.wiring import Core
 from tests.integration.cluster.conftest import Cluster
 
@@ -87,6 +89,20 @@ async def test_transactions_waits_scans_and_run_ids(settings: Settings, redis: R
         found = {k async for k in redis.scan_iter(match=keys.known(0).replace("{p0}", "*"), count=100)}
         assert len({await core.router.node_for(keys.known(p)) for p in range(12)}) > 1
         assert found == {keys.known(p) for p in range(12)}, "a scan sees every master"
+    finally:
+        await core.close()
+
+
+async def test_member_walk_on_the_segments_slot(settings: Settings, redis: RedisClient) -> None:
+    """The walk's script touches the members and its memory of given ids, both under the segment's tag."""
+    core = Core.build(settings)
+    try:
+        ids = [f"w{i}" for i in range(3_000)]
+        await redis.sadd(core.keys.members("walked"), *ids)
+        walk = MemberWalk(redis, core.lua, core.keys, "walked", chunk=500)
+        given = [uid async for window in walk.windows() for uid in window]
+        assert sorted(given) == sorted(ids)
+        await walk.drop()
     finally:
         await core.close()
 

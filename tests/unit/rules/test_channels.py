@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.rules import CHANNELS, channel_mask, reachability
+from stream.rules import CHANNELS, channel_mask, reachability, reachable, reachable_many
 
 pytestmark = pytest.mark.unit
 
@@ -86,3 +86,11 @@ def test_channel_mask_bits(reach: dict[str, bool], mask: int) -> None:
 def test_mask_bit_i_is_channel_i() -> None:
     for i, channel in enumerate(CHANNELS):
         assert channel_mask({channel: True}) == 1 << i
+
+
+def test_reachable_many_is_reachable_per_user() -> None:
+    profiles = [{"email": "a@x", "phone": "+91"}, {"email": "  "}, {}, {"phone": 5}, {"push_token": "t"}]
+    subscriptions = [{"email": False}, {}, {"sms": True}, {"sms": True}, {"push": True}]
+    for channel in CHANNELS:
+        assert reachable_many(channel, profiles, subscriptions) == [
+            reachable(channel, p, s) for p, s in zip(profiles, subscriptions, strict=True)]
