@@ -15,11 +15,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from stream.engine.engine import Engine
 from stream.membership import UserState, fresh_aggregates, reevaluate
-from stream.rules import CHANNELS, ProfileCond, Reachable, Scalar, aggregates_from_json, reachability, walk
+from stream.rules import (
+    CHANNELS,
+    Aggregate,
+    ProfileCond,
+    Reachable,
+    Scalar,
+    aggregates_from_json,
+    reachability,
+    walk,
+)
 from stream.segments import Segment, SegmentIndex
 from stream.state.userhash import DECIDING, Deciding, agg_field, block_fields, load_user, present
 
@@ -56,23 +65,60 @@ def rule_reads(seg: Segment) -> tuple[bool, bool]:
     return reach or any(isinstance(n, ProfileCond) for n in nodes), reach
 
 
+class _OtherShape(Exception):
+    """The stored aggregates do not fit the segment's conditions (a replaced rule's)."""
+
+
+class _Aggregates(Sequence[Aggregate]):
+    """The segment's stored aggregates, decoded when the rule first asks for one.
+
+    The compiled rule tries profile and membership conditions first, so for "city is Pune
+    and did X twice" the users outside Pune never pay the aggregates' JSON decoding (at
+    300k users, a fifth of the recount's Python time)."""
+
+    __slots__ = ("_decoded", "_seg", "_view")
+
+    def __init__(self, seg: Segment, view: Deciding) -> None:
+        self._seg, self._view = seg, view
+        self._decoded: list[Aggregate] | None = None
+
+    def _load(self) -> list[Aggregate]:
+        if self._decoded is None:
+            seg, view = self._seg, self._view
+            raw = view.aggregates(seg.id)
+            try:
+                self._decoded = (aggregates_from_json(raw, seg.conditions, lambda ci, bid: view.block(seg.id, ci, bid))
+                                 if raw else fresh_aggregates(seg))
+            except ValueError as exc:
+                raise _OtherShape from exc
+        return self._decoded
+
+    @overload
+    def __getitem__(self, i: int) -> Aggregate: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Aggregate]: ...
+    def __getitem__(self, i: int | slice) -> Aggregate | Sequence[Aggregate]:
+        return self._load()[i]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
 def drift(seg: Segment, view: Deciding, now: int, reads: tuple[bool, bool]) -> bool | None:
     """True when the stored membership disagrees with the rule now (drift), False when it
-    agrees, None when the stored aggregates have another shape (a replaced rule's). Decides
-    what `reevaluate` would, without its bookkeeping: pruning first changes no verdict."""
+    agrees, None when the stored aggregates have another shape (a replaced rule's) and the
+    rule needed them. Decides what `reevaluate` would, without its bookkeeping: pruning
+    first changes no verdict."""
     if seg.decide is None:
-        return None
-    raw = view.aggregates(seg.id)
-    try:
-        aggs = (aggregates_from_json(raw, seg.conditions, lambda ci, bid: view.block(seg.id, ci, bid))
-                if raw else fresh_aggregates(seg))
-    except ValueError:
         return None
     needs_profile, needs_reach = reads
     profile = view.profile() if needs_profile else {}
     reach = reachability(profile, view.subscriptions()) if needs_reach else {}
     members = view.members()
-    return seg.decide(profile, reach, aggs, now, members) != (seg.id in members)
+    try:
+        return seg.decide(profile, reach, _Aggregates(seg, view), now, members) != (seg.id in members)
+    except _OtherShape:
+        return None
 
 
 async def recount_partition(engine: Engine, seg: Segment, partition: int, chunks: AsyncIterator[list[str]],
@@ -92,14 +138,14 @@ async def recount_partition(engine: Engine, seg: Segment, partition: int, chunks
         for uid, row in zip(chunk, rows, strict=True):
             if row[0] is None:  # no hash (no version): not a user any more
                 continue
-            found = present(fields, row)
+            found = dict(zip(fields, row, strict=True))  # None where missing: Deciding reads it as absent
             if (stored := found.get(fields[-1])) is not None and (more := block_fields(seg.id, stored)):
                 # A heavy user's sealed blocks (rare: one more read for that user alone).
-                found.update((n, v) for n, v in zip(more, (await read([uid], more))[0], strict=True) if v is not None)
+                found.update(zip(more, (await read([uid], more))[0], strict=True))
             view = Deciding(found)
             verdict = drift(seg, view, now, reads)
             if verdict is None:  # stored state of another shape: the engine's own path decides
-                user = load_user(uid, found)
+                user = load_user(uid, present(found.keys(), found.values()))
                 if reevaluate(user, index, {seg.id}, now):
                     drifted.append(uid)
                 elif seg.id in user.members:

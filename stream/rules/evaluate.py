@@ -13,7 +13,7 @@ from collections.abc import Set as AbstractSet
 
 from stream.rules.aggregate import Aggregate, holds, new_aggregate, next_window_change
 from stream.rules.model import All, AnyOf, EventCond, InSegment, Node, Not, ProfileCond, Scalar, SequenceCond, Stateful
-from stream.rules.ops import compare
+from stream.rules.ops import comparator, compare
 
 NO_MEMBERS: frozenset[str] = frozenset()
 
@@ -128,22 +128,39 @@ def compile_rule(node: Node) -> Compiled:
     compiled, so there is no per-node type dispatch at run time and `all`/`any`
     may stop early (the walking evaluator may not: its counter must see every
     node). Segments compile their rule once; `evaluate` stays the reference.
+
+    `all`/`any` try their children without event conditions first (profile,
+    reachability, membership: a dict lookup each), so "city is Pune and did X
+    twice" reads no aggregate for the users outside Pune, and a caller that
+    decodes aggregates on first use (the recount) decodes none for them. Every
+    child is pure, so the order changes no verdict.
     """
     index = iter(range(1 << 30))
 
+    def cheap_first(children: Sequence[Node]) -> list[Compiled]:
+        built = [build(c) for c in children]  # in rule order: the aggregate indexes are pre-order
+        stateful = [any(isinstance(d, EventCond | SequenceCond) for d in walk(c)) for c in children]
+        return [f for _, f in sorted(zip(stateful, built, strict=True), key=lambda pair: pair[0])]
+
     def build(n: Node) -> Compiled:
         if isinstance(n, All):
-            parts = [build(c) for c in n.children]
+            parts = cheap_first(n.children)
+            if len(parts) == 2:  # the common shape, without a generator per call
+                f0, f1 = parts
+                return lambda p, r, a, t, m: f0(p, r, a, t, m) and f1(p, r, a, t, m)
             return lambda p, r, a, t, m: all(f(p, r, a, t, m) for f in parts)
         if isinstance(n, AnyOf):
-            parts = [build(c) for c in n.children]
+            parts = cheap_first(n.children)
+            if len(parts) == 2:
+                g0, g1 = parts
+                return lambda p, r, a, t, m: g0(p, r, a, t, m) or g1(p, r, a, t, m)
             return lambda p, r, a, t, m: any(f(p, r, a, t, m) for f in parts)
         if isinstance(n, Not):
             inner = build(n.child)
             return lambda p, r, a, t, m: not inner(p, r, a, t, m)
         if isinstance(n, ProfileCond):
-            op, prop, value = n.op, n.prop, n.value
-            return lambda p, r, a, t, m: compare(op, p.get(prop), value)
+            prop, test = n.prop, comparator(n.op, n.value)
+            return lambda p, r, a, t, m: test(p.get(prop))
         if isinstance(n, EventCond | SequenceCond):
             at, cond = next(index), n
             return lambda p, r, a, t, m: holds(cond, a[at], t)

@@ -25,7 +25,7 @@ _LONG_RUN = b"0" * 19
 
 
 def _long_digits(raw: bytes) -> bool:
-    return _LONG_RUN in raw.translate(_DIGITS_TO_ZERO)
+    return len(raw) >= 19 and _LONG_RUN in raw.translate(_DIGITS_TO_ZERO)
 
 
 def loads(text: str | bytes) -> Any:

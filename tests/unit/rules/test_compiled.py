@@ -52,3 +52,25 @@ def test_compiled_equals_the_walking_evaluator(rule: Node, data: st.DataObject) 
     members = data.draw(st.frozensets(st.sampled_from(["s-a", "s-b", "s-c"])))
     aggs = folded(rule, data)
     assert compile_rule(rule)(profile, reach, aggs, NOW, members) == evaluate(rule, profile, reach, aggs, NOW, members)
+
+
+class Untouchable(list[Aggregate]):
+    def __getitem__(self, i: object) -> Aggregate:  # type: ignore[override]
+        raise AssertionError("an aggregate was read")
+
+
+def test_conditions_without_events_are_tried_first_and_decide_alone() -> None:
+    """"did X twice and city is Pune": outside Pune the verdict needs no aggregate (a recount
+    then decodes none), and the aggregates keep their rule-order indexes for those inside."""
+    from stream.rules import parse_rule
+
+    rule = parse_rule({"all": [{"event": {"name": "X", "count": {"op": "gte", "value": 2}}},
+                               {"any": [{"profile": {"prop": "city", "op": "eq", "value": "Pune"}},
+                                        {"in_segment": "s-vip"}]}]})
+    decide = compile_rule(rule)
+    assert decide({"city": "Goa"}, {}, Untouchable(), NOW, frozenset()) is False
+    aggs = [new_aggregate(c) for c in stateful_conditions(rule)]
+    for ts in (NOW - 2, NOW - 1):
+        fold(stateful_conditions(rule)[0], aggs[0], ts, {}, "X")
+    assert decide({"city": "Pune"}, {}, aggs, NOW, frozenset()) is True
+    assert decide({"city": "Goa"}, {}, aggs, NOW, frozenset({"s-vip"})) is True

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.rules import OPERATORS, compare
+from stream.rules.ops import comparator
 from tests.oracle import oracle_compare
 
 pytestmark = pytest.mark.unit
@@ -128,3 +129,14 @@ def test_compare_agrees_with_oracle(op: str, actual: object, expected: object, i
 @given(actual=scalars.filter(lambda v: v is not None), expected=scalars.filter(lambda v: v is not None))
 def test_neq_is_eq_negated_when_present(actual: object, expected: object) -> None:
     assert compare("neq", actual, expected) != compare("eq", actual, expected)  # type: ignore[arg-type]
+
+
+@settings(max_examples=600, deadline=None)
+@given(op=st.sampled_from(OPERATORS), actual=scalars, expected=scalars,
+       items=st.lists(scalars, min_size=1, max_size=3) | st.lists(st.sampled_from(["a", "b", "1"]), max_size=3),
+       as_list=st.booleans())
+def test_a_bound_comparator_answers_as_compare(op: str, actual: object, expected: object, items: list[object],
+                                               as_list: bool) -> None:
+    """Compiled rules bind operator and value once (`comparator`); the answers may not change."""
+    operand: object = (list(items) if as_list else tuple(items)) if op in ("in", "not_in") else expected
+    assert comparator(op, operand)(actual) == compare(op, actual, operand)  # type: ignore[arg-type]
