@@ -9,10 +9,11 @@ every membership change takes the same path.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -82,6 +83,19 @@ def partition_for(user_id: str, partitions: int) -> int:
 
 def change_name(t: Transition) -> str:
     return "entered" if t.op == ENTER else "exited"
+
+
+async def together(*steps: Awaitable[None]) -> None:
+    """Runs the steps at once; when one fails the others are cancelled and that first error
+    is raised as it is (not wrapped in a group), so the caller's retry classifies it."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class Committer:
@@ -162,9 +176,12 @@ class Committer:
         for (sid, change), count in counted.items():
             metrics.SEGMENT_TRANSITIONS.labels(sid, change).inc(count)
         touched = {t.segment_id for _, t in (*replayed, *fresh) if t.segment_id in index.segments}
-        await self._side_effects(applied, index, touched)
+        # The Redis side effects and the changelog (Kafka) do not depend on each other, and both
+        # only have to be done before the input is acknowledged: one waits out the other's trip.
         if self.changelog:
-            await self._changelog(applied, trend_records)
+            await together(self._side_effects(applied, index, touched), self._changelog(applied, trend_records))
+        else:
+            await self._side_effects(applied, index, touched)
         return report
 
     async def _apply_members(self, rows: list[tuple[str, Transition]], index: SegmentIndex,
@@ -202,10 +219,9 @@ class Committer:
             user.written = None  # merged in place: settle caches `stored` as is
             partition = a.partition if a.partition is not None else partition_for(user.user_id, self.partitions)
             records += [(partition, key, value) for key, value in changelog_records(user.user_id, merged, written)]
-        if records:
-            await self.outputs.send_changelog(records)
-        if trend_records:
-            await self.outputs.send_trend(trend_records)
+        sends = [*([self.outputs.send_changelog(records)] if records else []),
+                 *([self.outputs.send_trend(trend_records)] if trend_records else [])]
+        await together(*sends)
 
     async def _side_effects(self, applied: list[Applied], index: SegmentIndex, touched_segments: set[str]) -> None:
         sample_changes: dict[str, list[tuple[str, int | None]]] = defaultdict(list)

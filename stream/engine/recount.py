@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from stream.engine.engine import Engine
 from stream.membership import UserState, fresh_aggregates, reevaluate
 from stream.rules import (
     CHANNELS,
     Aggregate,
+    InSegment,
     ProfileCond,
     Reachable,
     Scalar,
@@ -58,11 +59,19 @@ class Tally:
                 "reachability": dict(self.reachability)}
 
 
-def rule_reads(seg: Segment) -> tuple[bool, bool]:
-    """Whether the rule reads the profile, and reachability (which reads the profile too)."""
+class Reads(NamedTuple):
+    """What of a user's row a segment's rule reads, besides its aggregates."""
+
+    profile: bool
+    reach: bool  # reachability, which reads the profile too
+    memberships: bool  # an `in_segment` condition
+
+
+def rule_reads(seg: Segment) -> Reads:
     nodes = list(walk(seg.rule)) if seg.rule is not None else []
     reach = any(isinstance(n, Reachable) for n in nodes)
-    return reach or any(isinstance(n, ProfileCond) for n in nodes), reach
+    return Reads(reach or any(isinstance(n, ProfileCond) for n in nodes), reach,
+                 any(isinstance(n, InSegment) for n in nodes))
 
 
 class _OtherShape(Exception):
@@ -104,19 +113,21 @@ class _Aggregates(Sequence[Aggregate]):
         return len(self._load())
 
 
-def drift(seg: Segment, view: Deciding, now: int, reads: tuple[bool, bool]) -> bool | None:
+_NO_MEMBERSHIPS: frozenset[str] = frozenset()  # for a rule without `in_segment`: it never looks
+
+
+def drift(seg: Segment, view: Deciding, now: int, reads: Reads) -> bool | None:
     """True when the stored membership disagrees with the rule now (drift), False when it
     agrees, None when the stored aggregates have another shape (a replaced rule's) and the
     rule needed them. Decides what `reevaluate` would, without its bookkeeping: pruning
     first changes no verdict."""
     if seg.decide is None:
         return None
-    needs_profile, needs_reach = reads
-    profile = view.profile() if needs_profile else {}
-    reach = reachability(profile, view.subscriptions()) if needs_reach else {}
-    members = view.members()
+    profile = view.profile() if reads.profile else {}
+    reach = reachability(profile, view.subscriptions()) if reads.reach else {}
+    members = view.members() if reads.memberships else _NO_MEMBERSHIPS
     try:
-        return seg.decide(profile, reach, _Aggregates(seg, view), now, members) != (seg.id in members)
+        return seg.decide(profile, reach, _Aggregates(seg, view), now, members) != view.member_of(seg.id)
     except _OtherShape:
         return None
 
@@ -152,7 +163,7 @@ async def recount_partition(engine: Engine, seg: Segment, partition: int, chunks
                     tally.count_member(user)
             elif verdict:
                 drifted.append(uid)
-            elif seg.id in view.members():
+            elif view.member_of(seg.id):
                 tally.count(view.blacklisted(), view.profile(), view.subscriptions())
         if drifted:
             report = await engine.run_users(drifted, partition, fix)

@@ -71,6 +71,10 @@ def block_fields(sid: str, stored_agg: str) -> list[str]:
     return [block_field(sid, ci, bid) for ci, bid in block_ids(stored_agg)]
 
 
+def _plain_id(sid: str) -> bool:
+    return sid.isascii() and sid.isprintable() and '"' not in sid and "\\" not in sid
+
+
 class Deciding:
     """What deciding one segment reads of a user (a recount's HMGET row), decoded on demand: a
     recount needs the memberships and one segment's aggregates of every user, the profile only
@@ -89,6 +93,17 @@ class Deciding:
             raw = self.fields.get(MEMBERS)
             self._members = set(loads(raw)) if raw else set()
         return self._members
+
+    def member_of(self, sid: str) -> bool:
+        """`sid in members()`, without decoding a list that cannot hold it: the list is stored
+        as JSON, where a plain id (ASCII, no quote, backslash or control character) is written
+        as itself in quotes, so a text without that is a no. A recount asks this of every
+        user, most of whom are not members (~0.4 us saved each)."""
+        if self._members is None and _plain_id(sid):
+            raw = self.fields.get(MEMBERS)
+            if not raw or f'"{sid}"' not in raw:
+                return False
+        return sid in self.members()
 
     def profile(self) -> dict[str, Scalar]:
         raw = self.fields.get(PROFILE)

@@ -36,6 +36,17 @@ def test_the_quick_decision_finds_the_drift_reevaluate_finds(rule: Node, data: s
     names = [*DECIDING, agg_field(seg.id)]
     row = [stored.get(n) for n in names]
     now = NOW + data.draw(st.integers(-3 * 86_400_000, 3 * 86_400_000))
-    quick = drift(seg, Deciding(present(names, row)), now, rule_reads(seg))
+    quick = drift(seg, Deciding(dict(zip(names, row, strict=True))), now, rule_reads(seg))  # as the recount reads
     full = bool(reevaluate(load_user("u1", present(names, row)), index, {seg.id}, now))
     assert quick == full
+
+
+@pytest.mark.parametrize(("stored", "sid", "member"), [
+    ('["s-ab","s-b"]', "s-a", False), ('["s-a"]', "s-a", True), ('["s-ab", "s-a"]', "s-a", True), ("[]", "s-a", False),
+    (None, "s-a", False), ('["x\\"y"]', 'x"y', True), ('["x\\"y"]', "y", False), (r'["\u00e9"]', "é", True),
+    ('["é"]', "é", True),
+])
+def test_member_of_answers_as_the_decoded_list(stored: str | None, sid: str, member: bool) -> None:
+    assert Deciding({"m": stored}).member_of(sid) is member
+    view = Deciding({"m": stored})
+    assert (sid in view.members()) is member and view.member_of(sid) is member
