@@ -128,7 +128,8 @@ class RowFormatter:
         columns: list[list[str]] = []
         for kind, key in self.plan:
             if kind == 1:
-                column = [v if type(v := p.get(key)) is str else cell(v) for p in profiles]
+                column = [v if type(v := p.get(key)) is str else str(v) if type(v) is int else cell(v)
+                          for p in profiles]
             elif kind == 0:
                 column = list(user_ids)
             else:

@@ -57,15 +57,17 @@ async def export_csv(svc: Services, sid: str, columns: Sequence[Column], state: 
         yield render([[c.name for c in columns]])
         async for ids, values in member_rows(core.redis, core.lua, core.keys, endpoint(svc.settings), sid,
                                              USER_FIELDS):
-            kept = [i for i, value in enumerate(values) if value[0] != "1"]
-            if not kept:
+            users, rows = ids, values
+            if any(value[0] == "1" for value in values):
+                rows = [value for value in values if value[0] != "1"]
+                users = [uid for uid, value in zip(ids, values, strict=True) if value[0] != "1"]
+            if not rows:
                 continue
-            users = [ids[i] for i in kept]
-            profiles = objects([values[i][1] for i in kept]) if need_profile else [{}] * len(kept)
-            subscriptions = objects([values[i][2] for i in kept]) if need_subscriptions else []
-            metrics.EXPORT_ROWS.inc(len(kept))
+            profiles = objects([row[1] for row in rows]) if need_profile else [{}] * len(rows)
+            subscriptions = objects([row[2] for row in rows]) if need_subscriptions else []
+            metrics.EXPORT_ROWS.inc(len(rows))
             yield render_columns(formatter.columns(users, profiles, subscriptions))
-            state.rows += len(kept)
+            state.rows += len(rows)
     finally:
         metrics.EXPORT_DURATION.observe(time.perf_counter() - started)
 

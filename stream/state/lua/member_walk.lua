@@ -11,19 +11,20 @@
 local members, seen = KEYS[1], KEYS[2]
 local existed = redis.call('EXISTS', seen)
 local page = redis.call('SSCAN', members, ARGV[1], 'COUNT', ARGV[2])
-local ids, fresh = page[2], {}
--- in slices of 1000: unpack() of a whole page could pass Lua's C stack limit (8000)
-for i = 1, #ids, 1000 do
-  local slice = {unpack(ids, i, math.min(i + 999, #ids))}
-  local known = redis.call('SMISMEMBER', seen, unpack(slice))
-  local new = {}
-  for j = 1, #slice do
-    if known[j] == 0 then new[#new + 1] = slice[j] end
+local ids, fresh, f = page[2], {}, 0
+local n = #ids
+-- 1,000 ids per command: unpack() of a whole page could pass Lua's C stack limit (8000)
+for i = 1, n, 1000 do
+  local j = math.min(i + 999, n)
+  local known = redis.call('SMISMEMBER', seen, unpack(ids, i, j))
+  local first = f + 1
+  for x = i, j do
+    if known[x - i + 1] == 0 then
+      f = f + 1
+      fresh[f] = ids[x]
+    end
   end
-  if #new > 0 then
-    redis.call('SADD', seen, unpack(new))
-    for j = 1, #new do fresh[#fresh + 1] = new[j] end
-  end
+  if f >= first then redis.call('SADD', seen, unpack(fresh, first, f)) end
 end
 redis.call('PEXPIRE', seen, ARGV[3])
 return {page[1], fresh, existed}
