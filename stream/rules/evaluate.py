@@ -139,7 +139,7 @@ def compile_rule(node: Node) -> Compiled:
 
     def cheap_first(children: Sequence[Node]) -> list[Compiled]:
         built = [build(c) for c in children]  # in rule order: the aggregate indexes are pre-order
-        stateful = [any(isinstance(d, EventCond | SequenceCond) for d in walk(c)) for c in children]
+        stateful = [bool(stateful_conditions(c)) for c in children]
         return [f for _, f in sorted(zip(stateful, built, strict=True), key=lambda pair: pair[0])]
 
     def build(n: Node) -> Compiled:

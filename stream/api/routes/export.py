@@ -2,8 +2,9 @@
 
 Rows are produced a window of ~2000 members at a time (a step of the member
 walk, `stream.state.walk`; one HMGET per member, the window sent at once over
-a raw RESP connection, `stream.state.bulk`) and written through `csv.writer`,
-so the API's memory does not grow with the segment. Blacklisted users count in sizes but are never
+a raw RESP connection, `stream.state.bulk`) and written as RFC 4180 text a
+window at a time (`csvio.render_columns`, which quotes exactly as `csv.writer`
+would), so the API's memory does not grow with the segment. Blacklisted users count in sizes but are never
 exported; insights report how many there are, so the numbers reconcile.
 """
 
