@@ -73,11 +73,13 @@ class UserState:
     # so the next touch (a redelivery, after a crash) writes it again.
     timer_queued: bool = False
     # Offsets of the last events/profiles message applied (the user's partition): a redelivered
-    # message at or below them is already in this state, whatever happened to the dedupe set.
+    # message at or below them is already in this state, whatever happened to the dedupe window.
     applied_events: int = -1
     applied_profiles: int = -1
-    seen_event_ids: set[str] = field(default_factory=set)
-    new_event_ids: list[str] = field(default_factory=list)
+    # The dedupe window as stored ("d": the newest event ids' tokens, fixed width) and the
+    # tokens of the events applied since load, in order (stream.state.userhash names both).
+    dedupe: str = ""
+    new_tokens: dict[str, None] = field(default_factory=dict)
     # What changed since load, by meaning; stream.state.userhash maps it to hash fields.
     dirty_profile: bool = False
     dirty_members: bool = False

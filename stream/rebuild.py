@@ -9,9 +9,9 @@ Kafka is the log of record (docs/DURABILITY.md). The rebuild reads it back:
    committed hash, with the input offsets it had applied, `qe`/`qp`); from
    those hashes the member sets, known users, timers and identity index;
 4. per partition, the input logs from the older of the consumer group's
-   committed offset and the start of the dedupe window: a message at or
+   committed offset and `STREAM_DEDUPE_TTL_SECONDS` ago: a message at or
    below the user's applied offset only gives its event id back to the
-   dedupe set; one above it is applied through the engine, as the worker
+   user's dedupe window; one above it is applied through the engine, as the worker
    would have (its effects may have died with Redis);
 5. the list chunks, the estimate samples (from the member sets), the resume
    points (where step 4 stopped), the control position and the epoch;
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,10 +47,13 @@ from stream.state.resp import Command, RespRouter
 from stream.state.userhash import (
     APPLIED_EVENTS,
     APPLIED_PROFILES,
+    DEDUPE,
+    DEDUPE_WINDOW,
     DUE,
     MEMBERS,
     PROFILE,
     TRANSIENT,
+    VERSION,
     dedupe_token,
     from_changelog,
     parse_block_key,
@@ -287,7 +290,7 @@ async def _restore_users(core: Core, settings: Settings, p: int, live: Any, memb
 
 async def _replay_inputs(core: Core, settings: Settings, engine: Engine, p: int, applied: dict[str, tuple[int, int]],
                          summary: Summary, clock: Callable[[], float]) -> dict[str, int]:
-    """Dedupe ids of the window back; input past each user's applied offset through the engine.
+    """Dedupe windows back; input past each user's applied offset through the engine.
 
     Reads from the consumer group's committed offset (every message below it was acknowledged,
     so its effects reached the changelog), or earlier for `events` when the dedupe window starts
@@ -303,7 +306,11 @@ async def _replay_inputs(core: Core, settings: Settings, engine: Engine, p: int,
         if is_events:
             at = await _offset_at(settings, topic, p, window_start_ms)
             first = min(committed, end if at is None else at)
-        tokens: dict[str, list[str]] = defaultdict(list)
+        # Each user's newest event tokens at or below its applied offset. All of them come before
+        # the user's first message above it, so they are written before the engine commits
+        # that one (`flush`), and the engine's commit then extends the window as live.
+        tokens: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=DEDUPE_WINDOW))
+        dirty: set[str] = set()
         async for batch in read_range(settings, topic, p, first, end):
             todo = []
             for msg in batch:
@@ -317,17 +324,28 @@ async def _replay_inputs(core: Core, settings: Settings, engine: Engine, p: int,
                     gone = forgotten.get(uid)
                     if gone is None or msg.timestamp_ms >= gone:
                         tokens[uid].append(dedupe_token(event_id))
+                        dirty.add(uid)
             if todo:
+                await _flush_tokens(core, tokens, dirty)
                 await engine.process(todo, replay=True)
                 summary.replayed += len(todo)
-        commands: list[Command] = []
-        for uid, ids in tokens.items():
-            key = core.keys.dedupe(uid)
-            commands.append((key, [b"SADD", key.encode(), *(t.encode() for t in ids)]))
-            commands.append((key, [b"EXPIRE", key.encode(), str(settings.dedupe_ttl_seconds).encode()]))
-            summary.dedupe_ids += len(ids)
-        await _write(core.router, commands)
+        await _flush_tokens(core, tokens, dirty)
+        summary.dedupe_ids += sum(len(t) for t in tokens.values())
     return resume
+
+
+async def _flush_tokens(core: Core, tokens: dict[str, deque[str]], dirty: set[str]) -> None:
+    """Writes the dedupe windows gathered since the last flush. The version moves too, so a hash
+    the engine cached (from the profiles pass) answers "conflict" and is read again."""
+    commands: list[Command] = []
+    for uid in sorted(dirty):
+        key = core.keys.user(uid)
+        commands.append(_hset(key, {DEDUPE: "".join(tokens[uid])}))
+        commands.append((key, [b"HINCRBY", key.encode(), VERSION.encode(), b"1"]))
+    dirty.clear()
+    if commands:
+        await _write(core.router, commands)
+
 
 
 def _who(raw: bytes | None, is_events: bool) -> tuple[str | None, str | None]:

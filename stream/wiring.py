@@ -57,7 +57,7 @@ class Core:
         router = RespRouter(endpoint(settings))
         lua = LuaRunner(redis, router)
         keys = Keys(settings.key_prefix)
-        users = UserStore(redis, lua, keys, settings.dedupe_ttl_seconds, cache_size)
+        users = UserStore(redis, lua, keys, cache_size)
         segments = SegmentStore(redis, lua, keys)
         samples = SampleStore(redis, lua, keys, settings.sketch_lg_k)
         store = RedisEngineStore(redis, lua, keys, users, segments, samples,

@@ -10,7 +10,6 @@ every membership change takes the same path.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,7 +27,7 @@ from stream.segments import SegmentIndex
 from stream.state.segments import MemberChange
 from stream.state.store import EngineStore, SideEffects
 from stream.state.userhash import apply_commit, changelog_records
-from stream.state.users import COMMITTED, DUPLICATE, Lookup
+from stream.state.users import COMMITTED, Lookup
 
 MAX_ATTEMPTS = 20
 IDENTITY_PROPS = ("email", "phone")
@@ -56,7 +55,7 @@ def identities(user: UserState) -> dict[str, str]:
 
 
 def needs_commit(user: UserState) -> bool:
-    return bool(user.dirty or user.new_event_ids or user.outbox or user.stale_outbox)
+    return bool(user.dirty or user.new_tokens or user.outbox or user.stale_outbox)
 
 
 def net_replay(rows: list[tuple[str, Transition]]) -> list[tuple[str, Transition]]:
@@ -112,7 +111,7 @@ class Committer:
                   index: SegmentIndex, now: int, only_existing: bool = False,
                   use_cache: bool = True, due_changes: bool = True) -> CommitReport:
         """`due_changes=False` is the timer's: its work replays the due changes itself."""
-        pending = {lk.user_id: dataclasses.replace(lk, check_dedupe=False) for lk in lookups}
+        pending = {lk.user_id: lk for lk in lookups}
         applied: list[Applied] = []
         outcomes: list[tuple[str, str]] = []
         for _attempt in range(MAX_ATTEMPTS):
@@ -134,9 +133,6 @@ class Committer:
             to_commit = [u for u, _, _ in batch if needs_commit(u)]
             results = await self.store.commit_users(to_commit)
             committed = {id(u) for u, r in zip(to_commit, results, strict=True) if r == COMMITTED}
-            for user, result in zip(to_commit, results, strict=True):
-                if result == DUPLICATE:
-                    pending[user.user_id] = dataclasses.replace(pending[user.user_id], check_dedupe=True)
             for user, before, outs in batch:
                 if id(user) in committed or not needs_commit(user):
                     applied.append(Applied(user, partition_of.get(user.user_id), before, id(user) in committed))

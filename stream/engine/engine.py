@@ -37,7 +37,7 @@ from stream.outputs import DeadLetter, Message, Outputs
 from stream.segments import SegmentIndex
 from stream.state.resp import RedisRestarted
 from stream.state.store import EngineStore
-from stream.state.userhash import forget_records
+from stream.state.userhash import dedupe_has, dedupe_token, forget_records
 from stream.state.users import Lookup
 
 Item = tuple[Message, Event | ProfileUpdate]
@@ -148,10 +148,7 @@ class Engine:
             def work(user: UserState, idx: SegmentIndex) -> list[tuple[str, str]]:
                 return self._apply_inputs(user, inputs[user.user_id], idx, now, replay)
 
-            lookups = [
-                Lookup(uid, [i.event_id for _, i in items if isinstance(i, Event)])
-                for uid, items in inputs.items()
-            ]
+            lookups = [Lookup(uid) for uid in inputs]
             if replay:
                 await self._check_instance()
             report = await self.committer.run(lookups, partition_of, work, index, now)
@@ -171,8 +168,9 @@ class Engine:
                       replay: bool = False) -> list[tuple[str, str]]:
         """Applies one user's items in order. A redelivered message (at or below the offset the
         user already applied) is skipped; a replayed gap is not filtered that way, since later
-        messages may have been applied before it (a Redis that came back older): the dedupe set
-        catches its events, and a profile update applied twice changes nothing."""
+        messages may have been applied before it (a Redis that came back older): the dedupe
+        window catches its events (it always holds the last commit's), and a profile update
+        applied twice changes nothing."""
         was_known = user.exists
         mask_before = user.mask
         forget_segments(user, index.segments.keys())
@@ -191,11 +189,11 @@ class Engine:
                 user.applied_profiles = max(applied_at, msg.offset)
             user.dirty_applied = True
             if isinstance(item, Event):
-                if item.event_id in user.seen_event_ids:
+                token = dedupe_token(item.event_id)
+                if token in user.new_tokens or dedupe_has(user.dedupe, token):
                     outcomes.append((msg.topic, "duplicate"))
                     continue
-                user.seen_event_ids.add(item.event_id)
-                user.new_event_ids.append(item.event_id)
+                user.new_tokens[token] = None
                 touched |= apply_event(user, item, index, msg.timestamp_ms)
             elif apply_profile(user, item):
                 profile_changed = True

@@ -25,9 +25,6 @@ class Keys:
     def user(self, uid: str) -> str:
         return f"{self.prefix}u:{{{uid}}}"
 
-    def dedupe(self, uid: str) -> str:
-        return f"{self.prefix}d:{{{uid}}}"
-
     def identity(self, kind: str, value: str) -> str:
         """The bucket of the email/phone -> user ids index holding `value`, so list uploads
         resolve identities without a scan. Values share 4,096 buckets per kind: a key per

@@ -1,7 +1,7 @@
 """The engine's store in dicts: the semantics of the Lua scripts, without Redis.
 
 Each method does what its Redis counterpart's script or command does (the
-commit's compare-and-set and dedupe check, members_apply's set operations and
+commit's compare-and-set (the dedupe window is a field of the hash), members_apply's set operations and
 day counters, sample_update's retained sample via `stream.sketches`), so a
 unit test of the engine exercises the same protocol as production. The
 integration tier checks the Redis side against the same expectations.
@@ -18,8 +18,8 @@ from stream.segments import EMPTY_INDEX, SegmentIndex
 from stream.sketches import RetainedSample
 from stream.state.segments import MemberChange, MembersApplied
 from stream.state.store import Resume, SideEffects
-from stream.state.userhash import apply_commit, changed_fields, dedupe_token, load_user
-from stream.state.users import COMMITTED, CONFLICT, DUPLICATE, Lookup, UserCache, settle_into
+from stream.state.userhash import apply_commit, changed_fields, load_user
+from stream.state.users import COMMITTED, CONFLICT, Lookup, UserCache, settle_into
 
 
 @dataclass
@@ -27,7 +27,6 @@ class MemoryEngineStore:
     lg_k: int = 12
     cache_size: int = 0
     users: dict[str, dict[str, str]] = field(default_factory=dict)
-    dedupe: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     members: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     trend: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     samples: dict[str, RetainedSample] = field(default_factory=dict)
@@ -49,13 +48,9 @@ class MemoryEngineStore:
         out: list[UserState] = []
         for lk in lookups:
             cached = self.cache.take(lk.user_id)
-            fields = cached if (cached is not None and use_cache and not lk.check_dedupe) else \
-                dict(self.users.get(lk.user_id, {}))
+            fields = cached if (cached is not None and use_cache) else dict(self.users.get(lk.user_id, {}))
             user = load_user(lk.user_id, fields)
             user.stored = fields
-            if lk.check_dedupe and lk.event_ids:
-                seen = self.dedupe.get(lk.user_id, set())
-                user.seen_event_ids = {e for e in lk.event_ids if dedupe_token(e) in seen}
             out.append(user)
         return out
 
@@ -64,19 +59,13 @@ class MemoryEngineStore:
         for user in users:
             current = self.users.get(user.user_id, {})
             written = changed_fields(user)
-            tokens = [dedupe_token(e) for e in user.new_event_ids]
             if current.get("v", "0") != str(user.version):
                 results.append(CONFLICT)
-                user.written = None
-                continue
-            if any(t in self.dedupe.get(user.user_id, set()) for t in tokens):
-                results.append(DUPLICATE)
                 user.written = None
                 continue
             stored = dict(current)
             apply_commit(stored, *written)
             self.users[user.user_id] = stored
-            self.dedupe[user.user_id].update(tokens)
             user.written = written
             results.append(COMMITTED)
         return results
@@ -173,7 +162,6 @@ class MemoryEngineStore:
     async def delete_user(self, user_id: str, partition: int, identities: Sequence[tuple[str, str]]) -> None:
         self.cache.take(user_id)
         self.users.pop(user_id, None)
-        self.dedupe.pop(user_id, None)
         self.known[partition].discard(user_id)
         self.due[partition].pop(user_id, None)
         for kind, value in identities:

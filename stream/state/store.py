@@ -201,7 +201,6 @@ class RedisEngineStore:
         self.users.cache.take(user_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.delete(self.keys.user(user_id))
-        pipe.delete(self.keys.dedupe(user_id))
         pipe.srem(self.keys.known(partition), user_id)
         pipe.zrem(self.keys.due(partition), user_id)
         await pipe.execute()

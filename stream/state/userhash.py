@@ -8,6 +8,7 @@ name is stored once per user: at a million users every letter costs a MB.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -28,6 +29,7 @@ TIMER_QUEUED = "zq"
 OUTBOX = "o"
 APPLIED_EVENTS = "qe"  # offset of the last `events` message applied to this user (its partition)
 APPLIED_PROFILES = "qp"  # same for `profiles`
+DEDUPE = "d"  # the newest event ids' tokens, TOKEN_LEN characters each, oldest first
 AGG_PREFIX = "a:"
 BLOCK_PREFIX = "ab:"  # ab:<sid>:<condition index>:<block id>, a heavy user's sealed entries
 BACKFILL_PREFIX = "bf:"
@@ -35,18 +37,47 @@ BACKFILL_PREFIX = "bf:"
 # What a reader needs to tell whether a user is in a segment and reachable (recount, export).
 DECIDING = (VERSION, PROFILE, SUBSCRIPTIONS, BLACKLISTED, MEMBERS)
 # Transient fields the changelog leaves out: they only make sense next to Redis' other keys.
-TRANSIENT = frozenset((OUTBOX, TIMER_QUEUED))
+# The dedupe window leaves the changelog too: a rebuild gives it back from the events log, as
+# that log holds the ids (~700 bytes a record otherwise).
+TRANSIENT = frozenset((OUTBOX, TIMER_QUEUED, DEDUPE))
+
+# The dedupe window: how many of a user's newest event ids the hash remembers. A redelivered
+# message is recognised by its offset (`qe`), always; the window catches an app that sends one
+# event twice (a retried request), which comes back within seconds, not 64 events later. 64
+# tokens are 704 bytes, under the 1 KB listpack value limit (deploy/redis/redis.conf), so a
+# light user's hash stays compact. A commit keeps all of its own tokens even past 64, so the ids
+# of the last batch are always there (a replayed gap relies on that: DURABILITY.md).
+DEDUPE_WINDOW = 64
+TOKEN_LEN = 11
 
 
 def dedupe_token(event_id: str) -> str:
-    """A signed 64-bit hash of the event id, in decimal.
+    """A 64-bit hash of the event id, as 11 url-safe base64 characters.
 
-    Redis keeps a set of integers as an intset: 8 bytes per id instead of a
-    hashtable entry of ~50 bytes plus the id itself. Two of one user's ids
-    colliding within the dedupe window has odds near n^2 / 2^64.
+    Fixed width, so the window is one string that `dedupe_has` searches at token
+    boundaries. Two of one user's ids colliding within the window has odds
+    near 64 / 2^64 per event.
     """
     digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return str(int.from_bytes(digest, "big", signed=True))
+    return base64.urlsafe_b64encode(digest)[:TOKEN_LEN].decode()
+
+
+def dedupe_has(window: str, token: str) -> bool:
+    """Whether the stored window holds the token (at a token boundary, not straddling two)."""
+    at = window.find(token)
+    while at != -1:
+        if at % TOKEN_LEN == 0:
+            return True
+        at = window.find(token, at + 1)
+    return False
+
+
+def dedupe_window(window: str, new: Iterable[str]) -> str:
+    """The window after a commit: the newest DEDUPE_WINDOW tokens, or all of the commit's own."""
+    added = "".join(new)
+    keep = max(DEDUPE_WINDOW * TOKEN_LEN, len(added))
+    joined = window + added
+    return joined[-keep:] if len(joined) > keep else joined
 
 
 def agg_field(sid: str) -> str:
@@ -143,6 +174,7 @@ def load_user(user_id: str, fields: Mapping[str, str]) -> UserState:
     user.members = view.members()
     user.applied_events = int(fields.get(APPLIED_EVENTS, "-1"))
     user.applied_profiles = int(fields.get(APPLIED_PROFILES, "-1"))
+    user.dedupe = fields.get(DEDUPE, "")
     for name, value in fields.items():
         if name.startswith(BLOCK_PREFIX):  # first: a heavy user's ~195 blocks are most of its fields
             user.stored_blocks[name] = value
@@ -194,6 +226,8 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
     if user.dirty_applied:
         to_set[APPLIED_EVENTS] = str(user.applied_events)
         to_set[APPLIED_PROFILES] = str(user.applied_profiles)
+    if user.new_tokens:
+        to_set[DEDUPE] = dedupe_window(user.dedupe, user.new_tokens)
     if user.dirty_due:
         to_set[DUE] = "-" if user.due_ms is None else str(user.due_ms)
         to_set[TIMER_QUEUED] = "1"
@@ -206,15 +240,13 @@ def changed_fields(user: UserState) -> tuple[dict[str, str], list[str]]:
     return to_set, to_del
 
 
-def commit_args(user: UserState, written: tuple[dict[str, str], list[str]], dedupe_ttl: int) -> list[str | int]:
-    """ARGV of lua/user_commit.lua: version, ttl, the HSET pairs, the HDEL names, the event tokens."""
+def commit_args(user: UserState, written: tuple[dict[str, str], list[str]]) -> list[str | int]:
+    """ARGV of lua/user_commit.lua: the version read, the HSET pairs, the HDEL names."""
     to_set, to_del = written
-    args: list[str | int] = [user.version, dedupe_ttl, len(to_set)]
+    args: list[str | int] = [user.version, len(to_set)]
     for name, value in to_set.items():
         args += [name, value]
-    args.append(len(to_del))
     args += to_del
-    args += [dedupe_token(e) for e in user.new_event_ids]
     return args
 
 

@@ -14,21 +14,18 @@ from stream.membership import UserState
 from stream.state.client import RedisClient
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner, script
-from stream.state.userhash import apply_commit, changed_fields, commit_args, decode_hash, dedupe_token, load_user
+from stream.state.userhash import apply_commit, changed_fields, commit_args, decode_hash, load_user
 
 USER_COMMIT = script("user_commit")
 
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
+    """A user to load. The dedupe window is a field of the hash, so nothing else is asked."""
     user_id: str
-    event_ids: Sequence[str] = ()
-    # False: trust the commit script to refuse an already-applied id (-1) instead of
-    # asking first; duplicates are rare, so this saves a command for most users.
-    check_dedupe: bool = True
 
 
-COMMITTED, CONFLICT, DUPLICATE = 1, 0, -1
+COMMITTED, CONFLICT = 1, 0
 
 
 class UserCache:
@@ -77,16 +74,14 @@ def settle_into(cache: UserCache, user: UserState) -> None:
 
 
 class UserStore:
-    def __init__(self, redis: RedisClient, lua: LuaRunner, keys: Keys, dedupe_ttl_seconds: int,
-                 cache_size: int = 0) -> None:
+    def __init__(self, redis: RedisClient, lua: LuaRunner, keys: Keys, cache_size: int = 0) -> None:
         self.redis = redis
         self.lua = lua
         self.keys = keys
-        self.dedupe_ttl = dedupe_ttl_seconds
         self.cache = UserCache(cache_size)
 
     async def load(self, lookups: Sequence[Lookup], use_cache: bool = True) -> list[UserState]:
-        """Users plus which of the given event ids they already applied.
+        """Users as stored (their dedupe window included), from the cache where it has them.
 
         `use_cache=False` for readers that may not commit (a recount's tally): only a
         commit checks the version, so what they read must come from Redis."""
@@ -95,13 +90,11 @@ class UserStore:
         asked = 0
         for lk in lookups:
             fields = self.cache.take(lk.user_id)
-            if fields is not None and use_cache and not lk.check_dedupe:
+            if fields is not None and use_cache:
                 cached[lk.user_id] = fields
                 continue
             pipe.hgetall(self.keys.user(lk.user_id))
             asked += 1
-            if lk.event_ids and lk.check_dedupe:
-                pipe.smismember(self.keys.dedupe(lk.user_id), [dedupe_token(e) for e in lk.event_ids])
         replies = iter(await pipe.execute() if asked else [])
         users: list[UserState] = []
         for lk in lookups:
@@ -110,9 +103,6 @@ class UserStore:
                 fields = decode_hash(next(replies))
             user = load_user(lk.user_id, fields)
             user.stored = fields
-            if lk.user_id not in cached and lk.event_ids and lk.check_dedupe:
-                flags = next(replies)
-                user.seen_event_ids = {eid for eid, seen in zip(lk.event_ids, flags, strict=True) if seen}
             users.append(user)
         return users
 
@@ -120,13 +110,13 @@ class UserStore:
         settle_into(self.cache, user)
 
     async def commit(self, users: Iterable[UserState]) -> list[int]:
-        """One CAS script per user in one round trip: COMMITTED, CONFLICT or DUPLICATE each.
+        """One CAS script per user in one round trip: COMMITTED or CONFLICT each.
 
         A committed user records what was written, for `settle` and the changelog."""
         batch = list(users)
         written = [changed_fields(user) for user in batch]
-        calls = [(USER_COMMIT, [self.keys.user(u.user_id), self.keys.dedupe(u.user_id)],
-                  commit_args(u, w, self.dedupe_ttl)) for u, w in zip(batch, written, strict=True)]
+        calls = [(USER_COMMIT, [self.keys.user(u.user_id)], commit_args(u, w))
+                 for u, w in zip(batch, written, strict=True)]
         results = [int(r) for r in await self.lua.call_many(calls)] if calls else []
         for user, result, fields in zip(batch, results, written, strict=True):
             user.written = fields if result == COMMITTED else None

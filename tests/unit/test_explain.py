@@ -31,7 +31,7 @@ def build(**rules: dict[str, object] | None) -> SegmentIndex:
 def feed(user: UserState, idx: SegmentIndex, *events: tuple[str, int], props: dict[str, object] | None = None,
          now: int = NOW) -> None:
     for i, (name, ts) in enumerate(events):
-        apply_event(user, Event(f"e{len(user.seen_event_ids)}-{i}", user.user_id, name, ts, props or {}), idx,
+        apply_event(user, Event(f"e{len(user.new_tokens)}-{i}", user.user_id, name, ts, props or {}), idx,
                     appended_ms=NOW)
     reevaluate(user, idx, idx.ruled, now)
 

@@ -26,11 +26,6 @@ def slots(*keys: str) -> set[int]:
 
 
 @pytest.mark.parametrize("i", IDS)
-def test_a_users_keys_share_a_slot(i: str) -> None:  # user_commit.lua
-    assert len(slots(K.user(i), K.dedupe(i))) == 1
-
-
-@pytest.mark.parametrize("i", IDS)
 def test_a_segments_keys_share_a_slot(i: str) -> None:
     # members_apply.lua, sample_update.lua (live and rebuild keys), snapshot_copy.lua, the sample
     # swap and read_trend transactions

@@ -114,7 +114,7 @@ async def test_router_follows_ask_and_tryagain_through_a_slot_migration(
     nodes answers TRYAGAIN until the slot has moved, then MOVED. The slot goes back afterwards."""
     keys = Keys(settings.key_prefix)
     uid = "migrating-1"
-    first, second = keys.user(uid), keys.dedupe(uid)  # one hash tag: one slot
+    first, second = keys.user(uid), keys.members(uid)  # one hash tag: one slot
     await redis.hset(first, "p", "x")
     await redis.sadd(second, "7")
     slot = key_slot(first.encode())

@@ -36,7 +36,7 @@ INDEX = SegmentIndex.build(
 async def test_cached_hashes_equal_redis_after_every_commit(private_redis: aioredis.Redis, lua: LuaRunner,
                                                            seed: int) -> None:
     keys = Keys(f"cache{seed}:")
-    store = UserStore(private_redis, lua, keys, 3600, cache_size=100)
+    store = UserStore(private_redis, lua, keys, cache_size=100)
     await _exercise(store, private_redis, keys, random.Random(seed), seed)
 
 
@@ -46,7 +46,7 @@ async def _exercise(store: UserStore, private_redis: aioredis.Redis, keys: Keys,
     now = NOW
     for step in range(15):
         now += rng.randrange(0, DAY // 2)
-        users = await store.load([Lookup(uid, check_dedupe=False) for uid in rng.sample(uids, 8)])
+        users = await store.load([Lookup(uid) for uid in rng.sample(uids, 8)])
         for user in users:
             mask_before = user.mask
             if rng.random() < 0.4:
@@ -71,22 +71,22 @@ async def _exercise(store: UserStore, private_redis: aioredis.Redis, keys: Keys,
 
 async def test_a_write_from_elsewhere_is_caught_by_the_version(private_redis: aioredis.Redis, lua: LuaRunner) -> None:
     keys = Keys("cachex:")
-    store = UserStore(private_redis, lua, keys, 3600, cache_size=10)
-    other = UserStore(private_redis, lua, keys, 3600)  # the API's list upload: no cache
+    store = UserStore(private_redis, lua, keys, cache_size=10)
+    other = UserStore(private_redis, lua, keys)  # the API's list upload: no cache
     await _race(store, other)
 
 
 async def _race(store: UserStore, other: UserStore) -> None:
-    [user] = await store.load([Lookup("u1", check_dedupe=False)])
+    [user] = await store.load([Lookup("u1")])
     apply_profile(user, ProfileUpdate("u1", NOW, set={"city": "Pune"}))
     assert await store.commit([user]) == [COMMITTED]
     store.settle(user)
     [theirs] = await other.load([Lookup("u1")])
     apply_profile(theirs, ProfileUpdate("u1", NOW + 1, set={"city": "Goa"}))
     assert await other.commit([theirs]) == [COMMITTED]
-    [stale] = await store.load([Lookup("u1", check_dedupe=False)])
+    [stale] = await store.load([Lookup("u1")])
     assert stale.profile["city"] == "Pune", "served from the cache"
     apply_profile(stale, ProfileUpdate("u1", NOW + 2, set={"age": 3}))
     assert await store.commit([stale]) == [CONFLICT]
-    [fresh] = await store.load([Lookup("u1", check_dedupe=False)])
+    [fresh] = await store.load([Lookup("u1")])
     assert fresh.profile == {"city": "Goa"}
