@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from bench.defs import install
 from stream.segments import CUSTOM_LIST, make_segment
 from stream.state.keys import Keys
+from stream.state.members import plant_members
 
 ROOT = Path(__file__).resolve().parents[1]
 SID = "s-bench"
@@ -67,9 +68,9 @@ async def fill(client: aioredis.Redis, redis_url: str, keys: Keys, members: int,
             pipe.hset(keys.user(uid), mapping={"v": 1, "p": json.dumps(profile), "s": '{"sms":false}',
                                                "b": "1" if i % BLACKLIST_EVERY == 0 else "0",
                                                "m": json.dumps([SID] if in_segment else [])})
-        if in_segment:
-            pipe.sadd(keys.members(SID), *ids)
         await pipe.execute()
+        if in_segment:
+            await plant_members(client, keys, SID, ids)
     return time.perf_counter() - started
 
 

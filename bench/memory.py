@@ -1,7 +1,7 @@
 """Where Redis memory goes, by key family: per-user keys grow with users, a segment's sample does not.
 
 `MEMORY USAGE` of every key under a prefix, grouped by the key with its hash tag
-blanked (`u:{}`, `seg:{}:members`, ...), so the benchmark can say which part of
+blanked and a trailing number too (`u:{}`, `seg:{}:m:<n>` for the member buckets, ...), so the benchmark can say which part of
 "bytes per user" scales with users and which is a bounded per-segment cost.
 """
 
@@ -13,10 +13,11 @@ from collections import Counter
 from stream.state.client import RedisClient
 
 TAG = re.compile(r"\{[^}]*\}")
+NUMBER = re.compile(r":\d+$")
 
 
 def family(key: str, prefix: str) -> str:
-    return TAG.sub("{}", key[len(prefix):])
+    return NUMBER.sub(":<n>", TAG.sub("{}", key[len(prefix):]))
 
 
 async def by_family(redis: RedisClient, prefix: str, batch: int = 2000) -> dict[str, int]:

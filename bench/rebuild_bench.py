@@ -32,7 +32,7 @@ from stream.state.keys import Keys
 
 async def member_counts(redis: Redis, keys: Keys) -> dict[str, int]:
     sids = sorted(await redis.hkeys(keys.segments))
-    return {str(sid): int(await redis.scard(keys.members(str(sid)))) for sid in sids}
+    return {str(sid): int(await redis.get(keys.member_count(str(sid))) or 0) for sid in sids}
 
 
 async def run(kafka: str, redis_url: str, users: int, events_per_user: int = 1) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from stream.rules import parse_segment
 from stream.segments import make_segment
 from stream.state.bulk import read_users
 from stream.state.jobs import JobKind
+from stream.state.members import plant_members
 from stream.state.resp import RespRouter
 from stream.state.userhash import DECIDING, agg_field
 from stream.wiring import Core
@@ -54,9 +55,9 @@ async def fill(core: Core, sid: str, users: int, partitions: int, chunk: int = 1
                 members.append(uid)
         for p, uids in by_partition.items():
             pipe.sadd(keys.known(p), *uids)
-        if members:
-            pipe.sadd(keys.members(sid), *members)
         await pipe.execute()
+        if members:
+            await plant_members(redis, keys, sid, members)
 
 
 async def redis_py_scan(core: Core, partitions: int) -> float:

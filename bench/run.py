@@ -25,6 +25,7 @@ from bench import (
     export_bench,
     rebuild_bench,
     recount_bench,
+    memory_bench,
     rules_bench,
 )
 from bench.pipeline import pipeline_and_latency
@@ -33,10 +34,10 @@ from stream.generate import Workload
 SIZES = {
     "quick": {"users": 2000, "events": 20_000, "latency_s": 8, "estimate": 100_000, "recount": 50_000,
               "export": 50_000, "rebuild": 3000, "rule_events": 4000, "heavy": 5000,
-              "creation_users": 2000, "creation_events": 20_000},
+              "creation_users": 2000, "creation_events": 20_000, "memory_users": 5000},
     "full": {"users": 50_000, "events": 500_000, "latency_s": 30, "estimate": 1_000_000, "recount": 1_000_000,
              "export": 1_000_000, "rebuild": 200_000, "rule_events": 20_000, "heavy": 100_000,
-             "creation_users": 100_000, "creation_events": 1_000_000},
+             "creation_users": 100_000, "creation_events": 1_000_000, "memory_users": 1_000_000},
 }
 CREATION_COUNTS = {"quick": [1, 10], "full": [1, 10, 50]}  # segments of each kind created together
 
@@ -46,6 +47,8 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
     started = time.time()
     pipe = await pipeline_and_latency(kafka, redis_url, Workload(seed=9, users=size["users"], events=size["events"]),
                                       partitions=8, latency_seconds=size["latency_s"])
+    # One event per user on average (Zipf-skewed), so a million users take ~4 min with two workers.
+    mem = await memory_bench.run(kafka, redis_url, size["memory_users"], size["memory_users"])
     clu = await cluster_bench.run(kafka, Workload(seed=9, users=size["users"], events=size["events"]), partitions=8)
     est = await estimate_latency.run(redis_url, size["estimate"], calls=300 if quick else 1000)
     rec = await recount_bench.run(redis_url, size["recount"])
@@ -61,6 +64,7 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "started_at": started,
         "sizes": size,
         "pipeline": pipe,
+        "memory": mem,
         "cluster": clu,
         "estimate": est,
         "recount": rec,
@@ -81,7 +85,8 @@ async def run(kafka: str, redis_url: str, quick: bool) -> dict[str, Any]:
         "estimate_p99_ms": est["p99_ms"],
         "recount_over_scan": rec["recount_over_scan"],
         "export_rows_per_s": exp["rows_per_s"],
-        "redis_bytes_per_user": pipe["redis_bytes_per_user"],
+        "redis_bytes_per_user": mem["redis_bytes_per_user"],
+        "redis_bytes_per_user_pipeline": pipe["redis_bytes_per_user"],
         "rebuild_users_per_s": reb["users_per_s"],
         "heavy_user_cost_ratio": rules["heavy"]["heavy_user_cost_ratio"],
         "heavy_user_cold_ratio": rules["heavy"]["heavy_user_cold_ratio"],
@@ -129,8 +134,10 @@ def table(r: dict[str, Any]) -> str:
          f"recount is {rc['recount_over_redis_py_scan']:.2f}x this conventional read"),
         (f"6 CSV export, {x['rows']:,.0f} rows", f"{x['rows_per_s']:,.0f} rows/s",
          f"API RSS {x['rss_start_mb']:.0f} -> {x['rss_peak_mb']:.0f} MB (target >= 150,000 rows/s, flat)"),
-        ("7 Redis memory per user, 20 segments", f"{p['redis_bytes_per_user']:,.0f} B",
-         f"at {r['sizes']['users']:,} users (target <= 1,024 B)"),
+        ("7 Redis memory per user, 20 segments", f"{r['memory']['redis_bytes_per_user']:,.0f} B",
+         f"at {r['memory']['users']:,} users, {r['memory']['events']:,} events (target <= 1,024 B)"),
+        ("  same, pipeline phase", f"{p['redis_bytes_per_user']:,.0f} B",
+         f"at {r['sizes']['users']:,} users, {r['sizes']['events']:,} events"),
         (f"8 stream rebuild, {rb['users']:,} users", f"{rb['rebuild_s']:.1f} s ({rb['users_per_s']:,.0f} users/s)",
          f"{rb['memberships']:,} memberships back exactly"),
     ]
@@ -167,11 +174,10 @@ def table(r: dict[str, Any]) -> str:
     width = max(len(a) for a, _, _ in rows)
     out = [f"bench ({r['mode']})"]
     out += [f"  {a:<{width}}  {b:<32}  {c}" for a, b, c in rows]
-    users = r["sizes"]["users"]
-    families = p.get("redis_by_family", {})
-    if families:
+    for users, families in ((r["memory"]["users"], r["memory"]["by_family"]),
+                            (r["sizes"]["users"], p.get("redis_by_family", {}))):
         out.append(f"  Redis memory by key family, bytes per user at {users:,} users "
-                   "(sk: samples and seg: sets are per segment; samples stop growing at 2K entries):")
+                   "(sk: samples and seg: keys are per segment; samples stop growing at 2K entries):")
         out.append("    " + ", ".join(f"{name} {size / users:,.0f}" for name, size in list(families.items())[:10]))
     return "\n".join(out)
 

@@ -87,7 +87,7 @@ async def main() -> None:
         answer = resp.json()
         expected = {"rows": stats["rows"], "matched": stats["matched"], "unmatched": stats["rows"] - stats["matched"]}
         assert answer == expected, f"API answered {answer}, expected {expected}"
-        members = await client.scard(Keys(prefix).members(SID))
+        members = int(await client.get(Keys(prefix).member_count(SID)) or 0)
         assert members == args.members, f"{members:,} members, expected {args.members:,}"
         peak = peak_rss_mb(api.proc.pid)
         print(f"uploaded {stats['bytes'] / 1e6:,.1f} MB, {stats['rows']:,} rows ({stats['matched']:,} matched and "

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     data_dir: str = Field("var/faust", description="Faust's local data directory.")
     # -- engine -----------------------------------------------------------------------------------
     sketch_lg_k: int = Field(12, ge=4, le=20, description="log2 of the sketch's nominal entries.")
-    dedupe_ttl_seconds: int = Field(7 * 86400, ge=60, description="How long an event_id is remembered.")
+    dedupe_ttl_seconds: int = Field(7 * 86400, ge=60, description=(
+        "How far back `stream rebuild` reads the events log to give each user's dedupe window "
+        "(their newest 64 event ids) back."))
     user_cache_size: int = Field(
         100_000, ge=0, description="Users a worker keeps in memory after committing them (0: none)."
     )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,12 +113,15 @@ class Progress:
             sys.stderr.write("\n")
 
 
-async def _write(router: RespRouter, commands: list[Command]) -> None:
+async def _write(router: RespRouter, commands: list[Command]) -> list[Any]:
+    out: list[Any] = []
     for start in range(0, len(commands), WRITE_CHUNK):
         replies = await router.execute(commands[start:start + WRITE_CHUNK])
         for reply in replies:
             if isinstance(reply, Exception):
                 raise RuntimeError(f"redis refused a rebuild write: {reply}")
+        out += replies
+    return out
 
 
 def _hset(key: str, fields: dict[str, str]) -> Command:
@@ -180,7 +183,7 @@ async def rebuild(settings: Settings, quiet: bool = False, clock: Callable[[], f
             progress("users and inputs", summary.users + summary.replayed)
         progress.done()
         for sid in index.segments:
-            summary.members[sid] = await core.redis.scard(core.keys.members(sid))
+            summary.members[sid] = await core.segments.size(sid)
 
         # 5. lists, samples, resume points, control position, epoch, unfinished backfills
         position, summary.lists = await _replay_lists(core, settings, end)
@@ -204,7 +207,7 @@ async def rebuild(settings: Settings, quiet: bool = False, clock: Callable[[], f
                 await core.jobs.create(JobKind.BACKFILL, seg.id, settings.partitions)
                 summary.backfills.append(seg.id)
         for sid in index.segments:
-            summary.members[sid] = await core.redis.scard(core.keys.members(sid))
+            summary.members[sid] = await core.segments.size(sid)
         summary.seconds = time.monotonic() - started
         return summary
     finally:
@@ -252,6 +255,8 @@ async def _restore_users(core: Core, settings: Settings, p: int, live: Any, memb
     known: list[str] = []
     due: dict[str, int] = {}
     identity: list[tuple[str, str, str]] = []
+    joins: list[Command] = []
+    joined: list[str] = []  # the segment of each of `joins`
     for uid, value in latest.items():
         if value is None:
             continue  # forgotten
@@ -264,13 +269,23 @@ async def _restore_users(core: Core, settings: Settings, p: int, live: Any, memb
         for sid in loads(fields[MEMBERS]) if MEMBERS in fields else []:
             if sid in live:
                 members[sid].add(uid)
-                commands.append((core.keys.members(sid), [b"SADD", core.keys.members(sid).encode(), uid.encode()]))
+                bucket = core.keys.member_bucket_of(sid, uid)
+                joins.append((bucket, [b"HSETNX", bucket.encode(), uid.encode(), b""]))
+                joined.append(sid)
         if fields.get(DUE, "-") != "-":
             due[uid] = int(fields[DUE])
         profile = loads(fields[PROFILE]) if PROFILE in fields else {}
         identity += [(prop, str(profile[prop]), uid) for prop in ("email", "phone")
                      if isinstance(profile.get(prop), str)]
         summary.users += 1
+    # The member counts move by the memberships that were new (a backup restored without --wipe
+    # may hold some already), before the replay moves them further as live.
+    added: Counter[str] = Counter()
+    for sid, reply in zip(joined, await _write(core.router, joins), strict=True):
+        added[sid] += int(reply)
+    for sid, n in added.items():
+        count = core.keys.member_count(sid)
+        commands.append((count, [b"INCRBY", count.encode(), str(n).encode()]))
     for start in range(0, len(known), 1000):
         chunk = known[start:start + 1000]
         commands.append((core.keys.known(p), [b"SADD", core.keys.known(p).encode(), *(u.encode() for u in chunk)]))

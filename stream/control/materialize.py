@@ -25,6 +25,7 @@ from stream.state.client import RedisClient
 from stream.state.jobs import JobKind, JobStore
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner, script
+from stream.state.members import drop_segment_keys
 
 log = logging.getLogger(__name__)
 CONTROL_APPLY = script("control_apply")
@@ -83,8 +84,7 @@ class Materializer:
                                                  int(time.time() * 1000))
         if kind == ControlKind.SEGMENT:
             sid = record.ident
-            for key in self.keys.segment_keys(sid):
-                await self.redis.delete(key)
+            await drop_segment_keys(self.redis, self.keys, sid)
             with_metrics_removed(sid)
             return await self.jobs.create(JobKind.CLEANUP, sid, self.partitions)
         if kind == ControlKind.FORGET and value is not None:

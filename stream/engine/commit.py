@@ -24,7 +24,7 @@ from stream import metrics
 from stream.membership import ENTER, EXIT, Transition, UserState, catch_up, update_due
 from stream.outputs import ChangelogRecord, Outputs
 from stream.segments import SegmentIndex
-from stream.state.segments import MemberChange
+from stream.state.members import MemberChange
 from stream.state.store import EngineStore, SideEffects
 from stream.state.userhash import apply_commit, changelog_records
 from stream.state.users import COMMITTED, Lookup

@@ -46,9 +46,11 @@ from stream.state.bulk import read_users, windows_with_fields
 from stream.state.client import RedisClient
 from stream.state.jobs import Job, JobKind, JobStore
 from stream.state.keys import Keys
+from stream.state.members import drop_segment_keys
 from stream.state.resp import RedisRestarted, RespRouter
 from stream.state.sample import SampleStore
 from stream.state.userhash import PROFILE, SUBSCRIPTIONS
+from stream.state.walk import MemberWalk
 
 log = logging.getLogger(__name__)
 CHUNK = 500
@@ -298,17 +300,9 @@ async def rebuild_sample(redis: RedisClient, router: RespRouter, keys: Keys, sam
                          sid: str) -> None:
     """The segment's estimate sample rebuilt from its member set (theta back to 1)."""
 
-    async def windows() -> AsyncIterator[list[str]]:
-        cursor = 0
-        while True:
-            cursor, chunk = await redis.sscan(keys.members(sid), cursor, count=2000)
-            if chunk:
-                yield [str(uid) for uid in chunk]
-            if cursor == 0:
-                return
-
     async def members() -> AsyncIterator[tuple[str, int]]:
-        async for ids, rows in windows_with_fields(router, keys, windows(), (PROFILE, SUBSCRIPTIONS)):
+        walk = MemberWalk(router, keys, sid).windows()
+        async for ids, rows in windows_with_fields(router, keys, walk, (PROFILE, SUBSCRIPTIONS)):
             for uid, (profile, subs) in zip(ids, rows, strict=True):
                 yield uid, channel_mask(reachability(loads(profile) if profile else {}, loads(subs) if subs else {}))
 
@@ -338,8 +332,8 @@ async def _cleanup_part(runner: JobRunner, job: Job, p: int) -> Result:
 
 async def _cleanup_finish(runner: JobRunner, job: Job, parts: list[Result]) -> Result:
     # Every owner reloaded the definitions before its part, so no batch writes these again.
-    for key in (*runner.keys.segment_keys(job.segment_id), runner.keys.segment_job(job.segment_id, JobKind.BACKFILL)):
-        await runner.redis.delete(key)
+    await drop_segment_keys(runner.redis, runner.keys, job.segment_id)
+    await runner.redis.delete(runner.keys.segment_job(job.segment_id, JobKind.BACKFILL))
     return {"users": sum(int(r["users"]) for r in parts), "cleaned": sum(int(r["cleaned"]) for r in parts)}
 
 

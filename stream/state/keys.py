@@ -14,6 +14,15 @@ import zlib
 from dataclasses import dataclass
 
 IDENTITY_BUCKETS = 4096
+# A segment's members are spread over this many small hashes (docs/STATE.md, "Member buckets"):
+# at 1M members ~244 ids a bucket, inside the 512-entry listpack limit of deploy/redis/redis.conf.
+MEMBER_BUCKETS = 4096
+
+
+def member_bucket_number(uid: str) -> int:
+    """CRC32 of the id, so a user sits in the same bucket number in every segment (an overlap
+    compares bucket with bucket)."""
+    return zlib.crc32(uid.encode()) % MEMBER_BUCKETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +55,22 @@ class Keys:
 
     # -- per segment -------------------------------------------------------------------------------
 
-    def members(self, sid: str) -> str:
-        return f"{self.prefix}seg:{{{sid}}}:members"
+    def member_bucket(self, sid: str, bucket: int) -> str:
+        """One of the segment's MEMBER_BUCKETS hashes: member id -> "" (see `member_bucket_of`)."""
+        return f"{self.prefix}seg:{{{sid}}}:m:{bucket}"
+
+    def member_bucket_of(self, sid: str, uid: str) -> str:
+        return self.member_bucket(sid, member_bucket_number(uid))
+
+    def member_count(self, sid: str) -> str:
+        """The exact number of members, moved by the script that moves them (lua/members_apply.lua)."""
+        return f"{self.prefix}seg:{{{sid}}}:n"
 
     def trend(self, sid: str) -> str:
         return f"{self.prefix}seg:{{{sid}}}:trend"
 
     def exact(self, sid: str) -> str:
         return f"{self.prefix}seg:{{{sid}}}:exact"
-
-    def member_walk(self, sid: str, token: str) -> str:
-        return f"{self.prefix}seg:{{{sid}}}:walk:{token}"
 
     def sample(self, sid: str) -> tuple[str, str, str]:
         """The estimate sample: (entries ZSET, channel masks HASH, counters HASH)."""
@@ -68,8 +82,9 @@ class Keys:
         return base + "z", base + "m", base + "s"
 
     def segment_keys(self, sid: str) -> tuple[str, ...]:
-        """Every fixed key of a segment, for deleting it and for forgetting."""
-        return (self.members(sid), self.trend(sid), self.exact(sid), *self.sample(sid))
+        """Every key of a segment (its member buckets too), for deleting it."""
+        return (self.member_count(sid), self.trend(sid), self.exact(sid), *self.sample(sid),
+                *(self.member_bucket(sid, b) for b in range(MEMBER_BUCKETS)))
 
     # -- control plane: one slot -------------------------------------------------------------------
 

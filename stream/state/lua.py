@@ -3,13 +3,13 @@
 Each file in `state/lua/` starts with two header lines, as arq names its
 scripts' inputs:
 
-    --! keys: user dedupe
-    --! args: expected_version dedupe_ttl ...
+    --! keys: trend count ...
+    --! args: expected_version n_set ...
 
 `Script` reads them, so a call with the wrong number of keys fails here, in
 Python, with the script's name, instead of inside Redis. The names in the
 header are the `local` names the script gives `KEYS[i]`/`ARGV[i]` (a trailing
-`...` marks a variadic tail). `LuaRunner.call` runs one script call through
+`...` marks a variadic tail, in keys or args). `LuaRunner.call` runs one script call through
 redis-py (pooled connections, safe for an API's concurrent requests);
 `LuaRunner.call_many` runs a batch over the raw RESP router (one bytes join
 per call, hiredis parsing, grouped by cluster node). Both load a script
@@ -49,18 +49,21 @@ class Script:
 
     @property
     def variadic(self) -> bool:
-        return bool(self.args) and self.args[-1] == "..."
+        return _variadic(self.args)
 
     def check(self, keys: Sequence[str], args: Sequence[Arg]) -> None:
-        if len(keys) != len(self.keys):
-            raise ValueError(f"{self.name}.lua takes keys ({', '.join(self.keys)}), got {len(keys)}")
-        fixed = len(self.args) - 1 if self.variadic else len(self.args)
-        if len(args) < fixed or (not self.variadic and len(args) != fixed):
-            raise ValueError(f"{self.name}.lua takes args ({', '.join(self.args)}), got {len(args)}")
+        for label, names, given in (("keys", self.keys, len(keys)), ("args", self.args, len(args))):
+            fixed = len(names) - 1 if _variadic(names) else len(names)
+            if given < fixed or (not _variadic(names) and given != fixed):
+                raise ValueError(f"{self.name}.lua takes {label} ({', '.join(names)}), got {given}")
 
     def command(self, keys: Sequence[str], args: Sequence[Arg]) -> Command:
         return keys[0], [b"EVALSHA", self.sha.encode(), b"%d" % len(keys), *(k.encode() for k in keys),
                          *(_arg(a) for a in args)]
+
+
+def _variadic(names: tuple[str, ...]) -> bool:
+    return bool(names) and names[-1] == "..."
 
 
 def _arg(value: Arg) -> bytes:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from stream.membership import UserState
 from stream.segments import EMPTY_INDEX, SegmentIndex
 from stream.sketches import RetainedSample
-from stream.state.segments import MemberChange, MembersApplied
+from stream.state.members import MemberChange
+from stream.state.segments import MembersApplied
 from stream.state.store import Resume, SideEffects
 from stream.state.userhash import apply_commit, changed_fields, load_user
 from stream.state.users import COMMITTED, CONFLICT, Lookup, UserCache, settle_into

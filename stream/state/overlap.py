@@ -1,29 +1,30 @@
-"""Exact overlap of two segments, from their member sets, one segment's slot at a time.
+"""Exact overlap of two segments, from their member buckets, one segment's slot at a time.
 
-The two member sets carry different hash tags, so on a Redis Cluster they
-live on different slots and no single command (SINTERCARD, SINTER) may touch
-both. Instead the smaller set is walked and each window of its ids is asked
-of the other set with SMISMEMBER. The walk is the export's
-(``stream.state.walk``): SSCAN over a live set may return an id twice when
-the set rehashes mid-walk, which would count it twice; the walk gives each
-id once, and the walked set's size is the number of ids it gave, so "only in
-the walked set" cannot go negative.
+The two segments carry different hash tags, so on a Redis Cluster they live
+on different slots and no single command may touch both. A user sits in the
+same bucket number in every segment (`Keys.member_bucket_of`), so the
+overlap is the sum over buckets of |A_b & B_b|: both segments are read
+bucket group by bucket group (HKEYS, one round trip per group and segment
+slot), each bucket whole in one reply, so no id is counted twice, and the
+sizes are the numbers of ids read, so "only in A" cannot go negative.
 
-Members joining or leaving during the walk may or may not be counted; the
+Members joining or leaving during the reading may or may not be counted; the
 answer is exact for a segment nobody is changing and off by at most the
-changes made meanwhile otherwise.
+changes made meanwhile otherwise. Memory: one group of buckets at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-from stream.state.client import RedisClient
-from stream.state.keys import Keys
-from stream.state.lua import LuaRunner
-from stream.state.walk import MemberWalk
+from stream.state.keys import MEMBER_BUCKETS, Keys
+from stream.state.resp import RespRouter
+from stream.state.walk import bucket_ids
 
 __all__ = ["ExactOverlap", "exact_overlap"]
+
+GROUP = 256  # buckets per round trip: ~60k ids of each segment at 1M members
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,28 +36,19 @@ class ExactOverlap:
     only_b: int
 
 
-async def exact_overlap(redis: RedisClient, lua: LuaRunner, keys: Keys, sid_a: str, sid_b: str) -> ExactOverlap:
-    """Count the overlap exactly: O(min(|A|, |B|)) ids read, a window of SMISMEMBER per 2,000.
-
-    Walking the smaller set bounds both the work and the walk's temporary
-    memory in Redis (about 50 bytes per walked member, dropped at the end,
-    expiring by itself if the API dies mid-walk).
-    """
-    if sid_a == sid_b:
-        return ExactOverlap(both=int(await redis.scard(keys.members(sid_a))), only_a=0, only_b=0)
-    size_a = int(await redis.scard(keys.members(sid_a)))
-    size_b = int(await redis.scard(keys.members(sid_b)))
-    walked, probed = (sid_a, sid_b) if size_a <= size_b else (sid_b, sid_a)
-    walk = MemberWalk(redis, lua, keys, walked)
-    both = 0
-    try:
-        async for ids in walk.windows():
-            both += sum(1 for hit in await redis.smismember(keys.members(probed), ids) if hit)
-        walked_size = walk.total
-    finally:
-        await walk.drop()
-    probed_size = int(await redis.scard(keys.members(probed)))
-    only_walked, only_probed = walked_size - both, max(0, probed_size - both)
-    if walked == sid_a:
-        return ExactOverlap(both=both, only_a=only_walked, only_b=only_probed)
-    return ExactOverlap(both=both, only_a=only_probed, only_b=only_walked)
+async def exact_overlap(router: RespRouter, keys: Keys, sid_a: str, sid_b: str) -> ExactOverlap:
+    """Count the overlap exactly: both segments read once, O(|A| + |B|) ids, a group at a time."""
+    both = size_a = size_b = 0
+    for first in range(0, MEMBER_BUCKETS, GROUP):
+        last = min(first + GROUP, MEMBER_BUCKETS)
+        if sid_a == sid_b:
+            in_a = in_b = await bucket_ids(router, keys, sid_a, first, last)
+        else:
+            in_a, in_b = await asyncio.gather(bucket_ids(router, keys, sid_a, first, last),
+                                              bucket_ids(router, keys, sid_b, first, last))
+        for a, b in zip(in_a, in_b, strict=True):
+            size_a += len(a)
+            size_b += len(b)
+            if a and b:
+                both += len(a) if a is b else len(set(a).intersection(b))
+    return ExactOverlap(both=both, only_a=size_a - both, only_b=size_b - both)

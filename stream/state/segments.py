@@ -14,12 +14,8 @@ from dataclasses import dataclass
 from stream.segments import Segment, SegmentIndex, segment_from_json
 from stream.state.client import RedisClient, atomic
 from stream.state.keys import Keys
-from stream.state.lua import LuaRunner, script
-
-MEMBERS_APPLY = script("members_apply")
-
-# (op "1"/"0", user_id, day "YYYY-MM-DD")
-MemberChange = tuple[str, str, str]
+from stream.state.lua import LuaRunner
+from stream.state.members import MemberChange, drop_segment_keys, members_apply_call
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +68,13 @@ class SegmentStore:
     async def purge(self, sid: str) -> None:
         """Deletes a removed segment's own keys. Run again when its cleanup job ends: a batch
         in flight on a worker that had not yet seen the deletion may have written them back."""
-        for key in self.keys.segment_keys(sid):  # one key per command: the keys share a slot anyway
-            await self.redis.delete(key)
+        await drop_segment_keys(self.redis, self.keys, sid)
 
     async def apply_members(self, changes: Mapping[str, Sequence[MemberChange]]) -> dict[str, MembersApplied]:
         if not changes:
             return {}
         order = list(changes)
-        calls = [(MEMBERS_APPLY, [self.keys.members(sid), self.keys.trend(sid)],
-                  [part for change in changes[sid] for part in change]) for sid in order]
+        calls = [members_apply_call(self.keys, sid, changes[sid]) for sid in order]
         replies = await self.lua.call_many(calls)
         out: dict[str, MembersApplied] = {}
         for sid, (flags, totals) in zip(order, replies, strict=True):
@@ -89,15 +83,16 @@ class SegmentStore:
         return out
 
     async def size(self, sid: str) -> int:
-        return int(await self.redis.scard(self.keys.members(sid)))
+        return int(await self.redis.get(self.keys.member_count(sid)) or 0)
 
     async def sizes(self, sids: Sequence[str]) -> dict[str, int]:
         if not sids:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for sid in sids:
-            pipe.scard(self.keys.members(sid))
-        return {sid: int(n) for sid, n in zip(sids, await pipe.execute(), strict=True)}
+            pipe.get(self.keys.member_count(sid))
+        counts = await pipe.execute()
+        return {sid: int(n or 0) for sid, n in zip(sids, counts, strict=True)}
 
     async def trend_counters(self, sid: str) -> dict[str, int]:
         raw = await self.redis.hgetall(self.keys.trend(sid))

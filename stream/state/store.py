@@ -25,9 +25,10 @@ from stream.segments import SegmentIndex
 from stream.state.client import RedisClient
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner, script
+from stream.state.members import MemberChange
 from stream.state.resp import Command, RedisRestarted
 from stream.state.sample import SampleStore
-from stream.state.segments import MemberChange, MembersApplied, SegmentStore
+from stream.state.segments import MembersApplied, SegmentStore
 from stream.state.users import Lookup, UserStore
 
 IDENTITY_UPDATE = script("identity_update")
@@ -128,8 +129,8 @@ class RedisEngineStore:
             key = self.keys.due(partition)
             commands.append((key, [b"ZREM", key.encode(), *(u.encode() for u in uids)]))
         for sid in effects.sizes:
-            key = self.keys.members(sid)
-            commands.append((key, [b"SCARD", key.encode()]))
+            key = self.keys.member_count(sid)
+            commands.append((key, [b"GET", key.encode()]))
         replies = await self.lua.router.execute(commands)
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
@@ -138,7 +139,7 @@ class RedisEngineStore:
             await self.lua.call_many([(IDENTITY_UPDATE, [self.keys.identity(kind, value)], [op, value, uid])
                                       for op, kind, value, uid in effects.identity])
         sizes = replies[len(replies) - len(effects.sizes):] if effects.sizes else []
-        return {sid: int(n) for sid, n in zip(effects.sizes, sizes, strict=True)}
+        return {sid: int(n or 0) for sid, n in zip(effects.sizes, sizes, strict=True)}
 
     async def due_users(self, partitions: Sequence[int], now_ms: int, limit: int) -> list[tuple[str, int, int]]:
         pipe = self.redis.pipeline(transaction=False)

@@ -71,8 +71,8 @@ def local_day(ms: int, zone: ZoneInfo) -> date:
 
 async def read_trend(redis: RedisClient, keys: Keys, sid: str) -> tuple[dict[str, int], int]:
     """Counters and size in one MULTI: the worker moves both in one script, so they agree."""
-    raw, size = await atomic(redis, keys.members(sid), lambda pipe: (
-        pipe.hgetall(keys.trend(sid)), pipe.scard(keys.members(sid))))
+    raw, size = await atomic(redis, keys.trend(sid), lambda pipe: (
+        pipe.hgetall(keys.trend(sid)), pipe.get(keys.member_count(sid))))
     counters: dict[str, int] = {}
     for field, value in raw.items():
         name = field.decode() if isinstance(field, bytes) else str(field)
@@ -80,4 +80,4 @@ async def read_trend(redis: RedisClient, keys: Keys, sid: str) -> tuple[dict[str
             counters[name] = int(value)
         except ValueError:
             continue
-    return counters, int(size)
+    return counters, int(size or 0)

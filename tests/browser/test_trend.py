@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from stream.rules import parse_segment
 from stream.state.keys import Keys
+from stream.state.members import plant_members
 from stream.testing import ms
 from stream.wiring import Core
 from tests.browser.conftest import Stack, shot
@@ -42,7 +43,7 @@ async def three_days_old(stack: Stack, redis: Redis) -> tuple[str, date]:
     await redis.hset(keys.trend(seg.id), mapping={
         f"e:{day(created, 0)}": 2, f"e:{day(created, 1)}": 3, f"x:{day(created, 1)}": 1,
         f"e:{day(created, 2)}": 1, f"e:{day(created, 3)}": 2, f"x:{day(created, 3)}": 1})
-    await redis.sadd(keys.members(seg.id), *[f"u-{i}" for i in range(6)])
+    await plant_members(redis, keys, seg.id, [f"u-{i}" for i in range(6)])
 
     async def served() -> bool:
         return bool((await stack.api.get(f"/segments/{seg.id}")).status_code == 200)

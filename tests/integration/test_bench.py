@@ -28,6 +28,10 @@ def test_quick_bench_runs_end_to_end(services: tuple[str, str], tmp_path: Path) 
     assert pipe["baseline"] > 0
     assert pipe["pipeline_known_users"] > 0 and pipe["pipeline_two_workers"] > 0
     assert pipe["redis_by_family"]["u:{}"] > 0, "per-user hashes are the biggest per-user family"
+    memory = result["memory"]
+    assert memory["users"] == result["sizes"]["memory_users"]
+    assert result["redis_bytes_per_user"] == memory["redis_bytes_per_user"] > 0
+    assert memory["by_family"]["u:{}"] > 0 and memory["by_family"]["seg:{}:m:<n>"] > 0, memory["by_family"]
     assert result["recount"]["redis_py_scan_s"] > 0
     assert 0 < pipe["latency_p50"] <= pipe["latency_p99"]
     assert result["recount"]["recount_s"] > 0

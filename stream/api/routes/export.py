@@ -56,8 +56,7 @@ async def export_csv(svc: Services, sid: str, columns: Sequence[Column], state: 
     core = svc.core
     try:
         yield render([[c.name for c in columns]])
-        async for ids, values in member_rows(core.redis, core.lua, core.keys, endpoint(svc.settings), sid,
-                                             USER_FIELDS):
+        async for ids, values in member_rows(core.keys, endpoint(svc.settings), sid, USER_FIELDS):
             users, rows = ids, values
             if any(value[0] == "1" for value in values):
                 rows = [value for value in values if value[0] != "1"]

@@ -18,7 +18,9 @@ from stream.api.auth import READ
 from stream.api.deps import SegmentId, Svc, get_segment_or_404
 from stream.api.models import OverlapEstimate, OverlapExact, errors
 from stream.overlap import estimate_overlap
+from stream.state.client import endpoint
 from stream.state.overlap import exact_overlap
+from stream.state.resp import RespRouter
 
 router = APIRouter(tags=["insights"])
 
@@ -36,7 +38,11 @@ async def overlap(svc: Svc, sid: SegmentId, other: With,
     core = svc.core
     head = {"mode": mode, "segment_id": sid, "with": other}
     if mode == "exact":
-        exact = await exact_overlap(core.redis, core.lua, core.keys, sid, other)
+        router = RespRouter(endpoint(svc.settings))
+        try:
+            exact = await exact_overlap(router, core.keys, sid, other)
+        finally:
+            await router.close()
         return {**head, "both": exact.both, "only_segment": exact.only_a, "only_with": exact.only_b}
     # Both thetas first, so each sample is read only below the smaller one: at most 2K entries move, and
     # usually far fewer from the bigger segment's sample. Each read reports the theta its entries cover.

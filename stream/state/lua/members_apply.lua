@@ -1,23 +1,26 @@
---! keys: members trend
+--! keys: trend count ...
 --! args: ...
--- Applies membership transitions to one segment: its member set and its
--- trend hash (both {segment_id}-tagged). Set operations make a replay
--- harmless: only a real change moves the day's entered/exited counters, so
--- the trend never double-counts.
--- ARGV: op, user_id, day, op, user_id, day, ...  (op "1" enter, "0" exit)
+-- Applies membership transitions to one segment: its member buckets, its
+-- member count and its trend hash (all {segment_id}-tagged). Hash-field
+-- operations make a replay harmless: only a real change moves the count and
+-- the day's entered/exited counters, so neither ever double-counts.
+-- KEYS[3..]: the member buckets the transitions touch.
+-- ARGV: op, bucket, user_id, day, ...  (op "1" enter, "0" exit; bucket: the
+-- index in KEYS of the user's bucket)
 -- Returns {flags, totals}: 1/0 per transition (changed or not), then for each
 -- day whose counters moved: day, entered, exited (the trend changelog's values).
-local members, trend = KEYS[1], KEYS[2]
+local trend, count = KEYS[1], KEYS[2]
 local flags, moved, totals = {}, {}, {}
-for i = 1, #ARGV, 3 do
-  local op, uid, day = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local delta = 0
+for i = 1, #ARGV, 4 do
+  local op, bucket, uid, day = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]
   local changed
   if op == '1' then
-    changed = redis.call('SADD', members, uid)
-    if changed == 1 then redis.call('HINCRBY', trend, 'e:' .. day, 1) end
+    changed = redis.call('HSETNX', bucket, uid, '')
+    if changed == 1 then redis.call('HINCRBY', trend, 'e:' .. day, 1); delta = delta + 1 end
   else
-    changed = redis.call('SREM', members, uid)
-    if changed == 1 then redis.call('HINCRBY', trend, 'x:' .. day, 1) end
+    changed = redis.call('HDEL', bucket, uid)
+    if changed == 1 then redis.call('HINCRBY', trend, 'x:' .. day, 1); delta = delta - 1 end
   end
   if changed == 1 and not moved[day] then
     moved[day] = true
@@ -25,6 +28,7 @@ for i = 1, #ARGV, 3 do
   end
   flags[#flags + 1] = changed
 end
+if delta ~= 0 then redis.call('INCRBY', count, delta) end
 local out = {}
 for _, day in ipairs(totals) do
   local ex = redis.call('HMGET', trend, 'e:' .. day, 'x:' .. day)

@@ -16,6 +16,7 @@ from stream.config import Settings
 from stream.rules import CHANNELS, parse_segment, reachability
 from stream.state.jobs import JobKind, JobStore
 from stream.state.keys import Keys
+from stream.state.members import member_count, member_ids
 from stream.wiring import Core
 from tests.integration.conftest import Proc, eventually
 from tests.integration.scenario import RULES, Scenario, expected_members, generate
@@ -73,7 +74,7 @@ async def test_recount_equals_the_oracle_with_zero_drift_during_ingestion(
 
     async def settled() -> bool:
         expected = expected_members(sc, segments, int(time.time() * 1000))
-        actual = {sid: set(await redis.smembers(keys.members(sid))) for sid in segments}
+        actual = {sid: await member_ids(redis, keys, sid) for sid in segments}
         return actual == expected
 
     await eventually(settled, timeout=120, interval=1.0, what="live membership to equal the oracle")
@@ -111,7 +112,7 @@ async def test_deleting_a_segment_leaves_no_per_user_orphans(
     sc = generate(seed=5, users=200, events=2000, now_ms=int(time.time() * 1000), malformed=0)
     await _send(producer, settings.topic_profiles, sc.profiles)
     await _send(producer, settings.topic_events, sc.events)
-    await eventually(lambda: redis.scard(keys.members(seg.id)), timeout=60, what="members")
+    await eventually(lambda: member_count(redis, keys, seg.id), timeout=60, what="members")
     users = {u for u, _ in sc.profiles} | {u for u, _ in sc.events}
 
     async def all_seen() -> bool:

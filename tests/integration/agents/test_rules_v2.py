@@ -24,6 +24,7 @@ from stream.config import Settings
 from stream.rules import Node, parse_rule, parse_segment
 from stream.state.jobs import JobKind, JobStore
 from stream.state.keys import Keys
+from stream.state.members import is_member, member_ids
 from stream.wiring import Core
 from tests.integration.conftest import Proc, eventually, produce_json
 from tests.integration.scenario import read_topic
@@ -174,7 +175,7 @@ async def test_every_new_condition_equals_the_oracle_through_backfill_live_event
 
     async def matches() -> bool:
         want = expected.members(made, int(time.time() * 1000))
-        got = {sid: set(await redis.smembers(keys.members(sid))) for sid, *_ in made}
+        got = {sid: await member_ids(redis, keys, sid) for sid, *_ in made}
         return got == want
 
     await eventually(matches, timeout=180, interval=1.0, what="every v2 segment to equal the oracle")
@@ -228,7 +229,7 @@ async def test_time_alone_moves_every_new_condition_within_five_seconds(
 
     async def before_due() -> bool:
         for uid, _, label, entering in plan:
-            inside = await redis.sismember(keys.members(segs[label]), uid)
+            inside = await is_member(redis, keys, segs[label], uid)
             if bool(inside) == entering:
                 return False
         return True
@@ -239,7 +240,7 @@ async def test_time_alone_moves_every_new_condition_within_five_seconds(
     async def watch() -> bool:
         t = time.time() * 1000
         for uid, _, label, entering in plan:
-            if bool(await redis.sismember(keys.members(segs[label]), uid)) == entering:
+            if bool(await is_member(redis, keys, segs[label], uid)) == entering:
                 seen.setdefault((uid, label), t)
         return len(seen) == len(plan)
 

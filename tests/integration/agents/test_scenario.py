@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from stream.config import Settings
 from stream.rules import parse_segment
 from stream.state.keys import Keys
+from stream.state.members import member_ids
 from stream.wiring import Core
 from tests.integration.conftest import Proc, eventually
 from tests.integration.scenario import RULES, Scenario, expected_members, generate
@@ -45,7 +46,7 @@ async def _produce(producer: AIOKafkaProducer, topic: str, records: list[tuple[s
 
 
 async def _members(redis: Redis, keys: Keys, sids: list[str]) -> dict[str, set[str]]:
-    return {sid: set(await redis.smembers(keys.members(sid))) for sid in sids}
+    return {sid: await member_ids(redis, keys, sid) for sid in sids}
 
 
 async def _dlq_values(settings: Settings, expected: int) -> list[bytes]:

@@ -16,6 +16,7 @@ from stream.rules import parse_segment
 from stream.segments import Segment
 from stream.state.jobs import JobStore
 from stream.state.keys import Keys
+from stream.state.members import member_ids
 from stream.wiring import Core
 from tests.integration.conftest import Proc, eventually, produce_json
 from tests.integration.scenario import expected_members, generate
@@ -52,17 +53,17 @@ async def test_window_exit_and_did_not_entry_happen_on_time(
         {"event_id": f"ev-{uid}", "user_id": uid, "name": "Viewed", "ts": at - DAY_MS} for uid, at in due.items()])
 
     async def all_in() -> bool:
-        return set(await redis.smembers(keys.members(did[0].id))) == set(due)
+        return await member_ids(redis, keys, did[0].id) == set(due)
 
     await eventually(all_in, timeout=30, what="users to enter the window segment")
-    assert not set(await redis.smembers(keys.members(did_not[0].id))) & set(due)
+    assert not await member_ids(redis, keys, did_not[0].id) & set(due)
 
     left: dict[str, float] = {}
     entered: dict[str, float] = {}
 
     async def watch() -> bool:
-        inside = set(await redis.smembers(keys.members(did[0].id)))
-        outside = set(await redis.smembers(keys.members(did_not[0].id)))
+        inside = await member_ids(redis, keys, did[0].id)
+        outside = await member_ids(redis, keys, did_not[0].id)
         t = time.time() * 1000
         for uid in due:
             if uid not in inside:
@@ -121,7 +122,7 @@ async def test_past_behavior_backfill_matches_the_oracle_while_events_keep_comin
 
     async def matches() -> bool:
         expected = expected_members(sc, segments, int(time.time() * 1000))
-        actual = {sid: set(await redis.smembers(keys.members(sid))) for sid in segments}
+        actual = {sid: await member_ids(redis, keys, sid) for sid in segments}
         return actual == expected
 
     await eventually(matches, timeout=120, interval=1.0, what="backfilled segments to equal the oracle")

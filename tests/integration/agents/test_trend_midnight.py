@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from stream.config import Settings
 from stream.rules import parse_segment
+from stream.state.members import member_count
 from stream.state.trend import build_trend, local_day, read_trend
 from stream.testing import EngineHarness, ms, utc
 from stream.wiring import Core
@@ -38,13 +39,13 @@ async def test_trend_is_exact_across_midnights_even_with_the_worker_down(topics:
         await h.send_events(viewed("a", ms(h.clock.time())), viewed("b", ms(h.clock.time())))
         h.clock.set(utc(2026, 11, 21, 0, 0, 10))     # day 1
         await h.send_events(viewed("c", ms(h.clock.time())))
-        assert await redis.scard(keys.members(seg.id)) == 3
+        assert await member_count(redis, keys, seg.id) == 3
 
         # The worker is down from here until day 2 00:30: a and b left at day 1 23:59:50,
         # c at day 2 00:00:10; nobody ticks the timers in between.
         h.clock.set(utc(2026, 11, 22, 0, 30, 0))
         assert await h.tick() == 3
-        assert await redis.scard(keys.members(seg.id)) == 0
+        assert await member_count(redis, keys, seg.id) == 0
 
         h.clock.set(utc(2026, 11, 23, 12, 0, 0))     # day 3: look at the trend
         counters, size = await read_trend(redis, keys, seg.id)

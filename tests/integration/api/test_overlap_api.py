@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from stream.config import Settings
 from stream.sketches import hash_unit
 from stream.state.keys import Keys
+from stream.state.members import member_count, member_ids
 from tests.integration.api.test_segments_api import create
 from tests.integration.conftest import eventually, produce_json
 
@@ -61,11 +62,11 @@ async def test_overlap_estimate_and_exact(topics: Settings, stack: httpx.AsyncCl
     await produce_json(producer, topics.topic_profiles, [profile(i) for i in range(USERS)])
 
     async def all_in() -> bool:
-        sizes = [await redis.scard(keys.members(sids[n])) for n in MEMBERS]
+        sizes = [await member_count(redis, keys, sids[n]) for n in MEMBERS]
         return sizes == [len(m) for m in MEMBERS.values()]
 
     await eventually(all_in, timeout=60, what="every segment to hold its members")
-    stored = {name: {str(u) for u in await redis.smembers(keys.members(sid))} for name, sid in sids.items()}
+    stored = {name: await member_ids(redis, keys, sid) for name, sid in sids.items()}
     assert stored == MEMBERS
 
     async def overlap(a: str, b: str, mode: str | None = None) -> dict[str, Any]:

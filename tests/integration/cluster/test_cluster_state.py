@@ -21,6 +21,8 @@ from stream.config import Settings
 from stream.state.bulk import read_users
 from stream.state.client import RedisClient, atomic, endpoint
 from stream.state.keys import Keys
+from stream.state.members import plant_members
+from stream.state.overlap import ExactOverlap, exact_overlap
 from stream.state.resp import RespRouter
 from stream.state.walk import MemberWalk
 from stream.wiring import Core
@@ -94,15 +96,17 @@ async def test_transactions_waits_scans_and_run_ids(settings: Settings, redis: R
 
 
 async def test_member_walk_on_the_segments_slot(settings: Settings, redis: RedisClient) -> None:
-    """The walk's script touches the members and its memory of given ids, both under the segment's tag."""
+    """The member buckets share the segment's tag: one slot, and the walk and overlap read them there."""
     core = Core.build(settings)
     try:
         ids = [f"w{i}" for i in range(3_000)]
-        await redis.sadd(core.keys.members("walked"), *ids)
-        walk = MemberWalk(redis, core.lua, core.keys, "walked", chunk=500)
+        await plant_members(redis, core.keys, "walked", ids)
+        await plant_members(redis, core.keys, "other", [*ids[:1_000], "x"])
+        assert len({await core.router.node_for(core.keys.member_bucket("walked", b)) for b in range(64)}) == 1
+        walk = MemberWalk(core.router, core.keys, "walked", chunk=500)
         given = [uid async for window in walk.windows() for uid in window]
         assert sorted(given) == sorted(ids)
-        await walk.drop()
+        assert await exact_overlap(core.router, core.keys, "walked", "other") == ExactOverlap(1_000, 2_000, 1)
     finally:
         await core.close()
 
@@ -114,9 +118,9 @@ async def test_router_follows_ask_and_tryagain_through_a_slot_migration(
     nodes answers TRYAGAIN until the slot has moved, then MOVED. The slot goes back afterwards."""
     keys = Keys(settings.key_prefix)
     uid = "migrating-1"
-    first, second = keys.user(uid), keys.members(uid)  # one hash tag: one slot
+    first, second = keys.user(uid), keys.member_bucket(uid, 7)  # one hash tag: one slot
     await redis.hset(first, "p", "x")
-    await redis.sadd(second, "7")
+    await redis.hset(second, "7", "")
     slot = key_slot(first.encode())
     source = redis_cluster.owner(first)
     assert source is not None
@@ -157,7 +161,7 @@ async def test_router_follows_ask_and_tryagain_through_a_slot_migration(
         await mover
         assert errors(source)["TRYAGAIN"] > tries
         assert redis_cluster.owner(first) == target
-        assert await router.execute([(second, [b"SISMEMBER", second.encode(), b"7"])]) == [1]
+        assert await router.execute([(second, [b"HEXISTS", second.encode(), b"7"])]) == [1]
     finally:
         await router.close()
         if begun and redis_cluster.owner(first) == source:  # failed half way: end the migration first

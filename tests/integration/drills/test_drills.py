@@ -39,6 +39,7 @@ from stream.state.client import connect
 from stream.state.heartbeats import read_heartbeats
 from stream.state.jobs import JobKind, JobStatus
 from stream.state.keys import Keys
+from stream.state.members import member_ids
 from stream.wiring import Core
 from tests.integration.conftest import ROOT, Proc, eventually, settings_env
 from tests.integration.drills.conftest import KafkaProc, RedisProc
@@ -87,7 +88,7 @@ async def make_segments(core: Core) -> Segments:
 
 
 async def members(redis: Redis, keys: Keys, sids: list[str]) -> dict[str, set[str]]:
-    return {sid: set(await redis.smembers(keys.members(sid))) for sid in sids}
+    return {sid: await member_ids(redis, keys, sid) for sid in sids}
 
 
 async def converge(ctx: Ctx, timeout: float = 300) -> float:

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from stream.config import Settings
 from stream.demo import DEMO_SEGMENTS
 from stream.state.keys import Keys
+from stream.state.members import member_ids
 from stream.state.trend import build_trend, read_trend
 from tests.integration.conftest import ROOT, Proc, eventually, settings_env
 from tests.integration.scenario import Scenario, expected_members, read_topic
@@ -55,7 +56,7 @@ async def snapshot(redis: Redis, keys: Keys, sids: list[str]) -> dict[str, tuple
     out = {}
     for sid in sids:
         counters, _ = await read_trend(redis, keys, sid)
-        out[sid] = (set(await redis.smembers(keys.members(sid))), counters)
+        out[sid] = (await member_ids(redis, keys, sid), counters)
     return out
 
 

@@ -11,6 +11,7 @@ from stream.overlap import count_overlap
 from stream.sketches import RetainedSample
 from stream.state.keys import Keys
 from stream.state.lua import LuaRunner
+from stream.state.members import plant_members
 from stream.state.overlap import ExactOverlap, exact_overlap
 from stream.state.sample import SampleStore
 
@@ -72,14 +73,13 @@ async def test_exact_overlap_is_the_set_intersection(lua: LuaRunner, private_red
     a = set(rng.sample(everyone, 7_000))  # more than one 2,000-id window on either side
     b = set(rng.sample(everyone, 4_500))
     for sid, ids in (("a", a), ("b", b)):
-        for chunk in range(0, len(ids), 1000):
-            await private_redis.sadd(KEYS.members(sid), *sorted(ids)[chunk:chunk + 1000])
+        await plant_members(private_redis, KEYS, sid, sorted(ids))
+    before = sorted(await private_redis.keys("t:*"))
     expected = ExactOverlap(both=len(a & b), only_a=len(a - b), only_b=len(b - a))
-    assert await exact_overlap(private_redis, lua, KEYS, "a", "b") == expected
-    assert await exact_overlap(private_redis, lua, KEYS, "b", "a") == ExactOverlap(
-        expected.both, expected.only_b, expected.only_a)
-    assert await exact_overlap(private_redis, lua, KEYS, "a", "a") == ExactOverlap(len(a), 0, 0)
-    assert await exact_overlap(private_redis, lua, KEYS, "a", "empty") == ExactOverlap(0, len(a), 0)
-    assert await exact_overlap(private_redis, lua, KEYS, "empty", "a") == ExactOverlap(0, 0, len(a))
-    # the walk's snapshot is gone afterwards: only the two member sets are left
-    assert sorted(await private_redis.keys("t:*")) == sorted([KEYS.members("a"), KEYS.members("b")])
+    router = lua.router
+    assert await exact_overlap(router, KEYS, "a", "b") == expected
+    assert await exact_overlap(router, KEYS, "b", "a") == ExactOverlap(expected.both, expected.only_b, expected.only_a)
+    assert await exact_overlap(router, KEYS, "a", "a") == ExactOverlap(len(a), 0, 0)
+    assert await exact_overlap(router, KEYS, "a", "empty") == ExactOverlap(0, len(a), 0)
+    assert await exact_overlap(router, KEYS, "empty", "a") == ExactOverlap(0, 0, len(a))
+    assert sorted(await private_redis.keys("t:*")) == before, "the overlap reads; it writes nothing"
