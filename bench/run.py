@@ -23,9 +23,9 @@ from bench import (
     creation_bench,
     estimate_latency,
     export_bench,
+    memory_bench,
     rebuild_bench,
     recount_bench,
-    memory_bench,
     rules_bench,
 )
 from bench.pipeline import pipeline_and_latency
