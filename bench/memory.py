@@ -1,8 +1,8 @@
 """Where Redis memory goes, by key family: per-user keys grow with users, a segment's sample does not.
 
 `MEMORY USAGE` of every key under a prefix, grouped by the key with its hash tag
-blanked and a trailing number too (`u:{}`, `seg:{}:m:<n>` for the member buckets, ...), so the benchmark can say which part of
-"bytes per user" scales with users and which is a bounded per-segment cost.
+and a trailing number blanked (`u:{}`, `seg:{}:m:<n>` for the member buckets,
+...), so the benchmark can say which part of "bytes per user" scales with users and which is a bounded per-segment cost.
 """
 
 from __future__ import annotations

@@ -42,5 +42,5 @@ def test_one_call_names_each_bucket_once_and_points_each_change_at_its_key() -> 
 
 def test_a_script_with_a_variadic_key_list_still_checks_the_fixed_ones() -> None:
     script, _, _ = members_apply_call(K, "s-1", [])
-    with pytest.raises(ValueError, match="members_apply.lua takes keys"):
+    with pytest.raises(ValueError, match=r"members_apply\.lua takes keys"):
         script.check([K.trend("s-1")], [])
