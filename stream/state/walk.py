@@ -8,8 +8,9 @@ the walk. (The set-based design needed a script per step and a temporary set
 of every id given, ~50 bytes per member, because SSCAN repeats members of a
 set that rehashes mid-walk; Redis spent 1.3-1.7 s on it per 1M members.)
 
-The group grows until a step gives about CHUNK ids, so a small segment
-takes a few round trips and a large one windows of ~2,000-4,000 ids. The
+The group grows or shrinks until a step gives about CHUNK ids, so a small
+segment takes a few round trips and a large one windows of ~1,000-4,000 ids,
+whatever its size (API memory stays flat). The
 next step is already asked for while the caller works on this one.
 
 Members joining or leaving during the walk may or may not be given; one who
@@ -28,8 +29,8 @@ from stream.state.keys import MEMBER_BUCKETS, Keys
 from stream.state.resp import RespRouter
 
 CHUNK = 2000  # ids per window, about
-FIRST_GROUP = 16  # buckets in the first step; doubled while steps give under CHUNK / 2 ids
-MAX_GROUP = 512
+FIRST_GROUP = 16  # buckets in the first step; doubled while steps give under CHUNK / 2 ids,
+MAX_GROUP = 512  # halved while they give over 2 * CHUNK (a 10M-member segment: ~2,400 ids a bucket)
 
 
 def _texts(reply: Any) -> list[str]:
@@ -67,6 +68,8 @@ class MemberWalk:
                 first += group
                 if len(ids) < self.chunk // 2:
                     group = min(group * 2, MAX_GROUP)
+                elif len(ids) > 2 * self.chunk:
+                    group = max(group // 2, 1)
                 last = min(first + group, MEMBER_BUCKETS)
                 step = asyncio.ensure_future(self._step(first, last)) if first < MEMBER_BUCKETS else None
                 group = last - first

@@ -49,6 +49,16 @@ async def test_windows_grow_to_about_a_chunk_and_cover_every_bucket(lua: LuaRunn
     assert await member_ids(private_redis, KEYS, "a") == set(ids)
 
 
+async def test_windows_shrink_to_about_a_chunk_when_buckets_are_full(lua: LuaRunner,
+                                                                      private_redis: aioredis.Redis) -> None:
+    """~24 ids a bucket against a chunk of 100: the first group of 16 gives ~390, then it halves."""
+    await plant_members(private_redis, KEYS, "a", (f"u{i}" for i in range(100_000)))
+    walk = MemberWalk(lua.router, KEYS, "a", chunk=100)
+    sizes = [len(w) async for w in walk.windows()]
+    assert sum(sizes) == walk.total == 100_000
+    assert sizes[0] > 2 * 100 and max(sizes[3:]) <= 3 * 100, sizes[:6]
+
+
 async def test_dropping_a_segment_unlinks_its_buckets_and_count(lua: LuaRunner,
                                                                 private_redis: aioredis.Redis) -> None:
     await plant_members(private_redis, KEYS, "a", (f"u{i}" for i in range(10_000)))
