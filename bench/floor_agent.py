@@ -1,18 +1,16 @@
-"""The Faust floor: the worker's agent shape (one agent over events + profiles, `noack_take`
-batches, an ack per message) doing nothing else. What the pipeline achieves over this is what
-the engine costs; what this achieves under the raw aiokafka ceiling is what Faust costs."""
+"""The Faust floor: the worker's intake (Faust's consumer group and fetcher, whole fetches
+through `stream.agents.intake`, batches of `batch_size`, an ack per message) doing nothing
+else. What the pipeline achieves over this is what the engine costs; what this achieves under
+the raw aiokafka ceiling is what Faust and the intake cost."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import faust
-
+from stream.agents.intake import BatchApp
 from stream.config import get_settings
 from stream.kafkaio.client import faust_credentials
 
 settings = get_settings()
-app = faust.App(
+app = BatchApp(
     settings.app_id,
     broker=settings.kafka_url,
     broker_credentials=faust_credentials(settings),
@@ -24,11 +22,11 @@ app = faust.App(
     broker_commit_every=1000,
     broker_commit_interval=1.0,
 )
-inputs = app.topic(settings.topic_events, settings.topic_profiles, key_serializer="raw", value_serializer="raw")
+intake = app.batch_inputs(app.topic(settings.topic_events, settings.topic_profiles, key_serializer="raw",
+                                    value_serializer="raw"))
 
 
-@app.agent(inputs, concurrency=1)
-async def floor(stream: Any) -> None:
-    async for batch in stream.noack_take(settings.batch_size, within=settings.batch_timeout_seconds):
-        for ev in batch:
-            await stream.ack(ev)
+@app.task
+async def floor() -> None:
+    while True:
+        intake.ack(await intake.take(settings.batch_size, settings.batch_timeout_seconds))

@@ -4,7 +4,8 @@ All three read the same events from real Kafka, in the same run:
   ceiling  - a bare aiokafka consumer reading the topic (no processing at all);
   pipeline - `stream worker` with 20 live segments;
   baseline - bench/naive_agent.py, one Redis round trip per event;
-  floor    - bench/floor_agent.py, the worker's agent shape (noack_take batches, acks) doing nothing.
+  floor    - bench/floor_agent.py, the worker's intake (whole fetches, batches, acks) doing nothing;
+  stream floor - bench/faust_stream_floor.py, Faust's per-message agent path doing nothing.
 Rates come from the consumer group's committed offsets, sampled over time, so
 start-up is excluded the same way for both workers.
 """
@@ -391,14 +392,15 @@ async def pipeline_and_latency(kafka: str, redis_url: str, workload: Workload, p
                                                [settings.topic_events], proc, limit_s=1800)).rate
     finally:
         stop(proc)
-    floor_settings = settings.model_copy(update={"app_id": settings.app_id + "-floor",
-                                                 "worker_web_port": _free_port()})
-    proc = start([sys.executable, "-m", "faust", "-A", "bench.floor_agent", "worker", "-l", "warn"],
-                 env_for(floor_settings), log_dir / "floor.log")
-    try:
-        result["faust_floor"] = (await drain_rate(floor_settings, floor_settings.app_id,
-                                                  [settings.topic_events, settings.topic_profiles], proc,
-                                                  limit_s=1800)).rate
-    finally:
-        stop(proc)
+    for key, module in (("faust_floor", "bench.floor_agent"), ("faust_stream_floor", "bench.faust_stream_floor")):
+        floor_settings = settings.model_copy(update={"app_id": f"{settings.app_id}-{key}",
+                                                     "worker_web_port": _free_port()})
+        proc = start([sys.executable, "-m", "faust", "-A", module, "worker", "-l", "warn"],
+                     env_for(floor_settings), log_dir / f"{key}.log")
+        try:
+            result[key] = (await drain_rate(floor_settings, floor_settings.app_id,
+                                            [settings.topic_events, settings.topic_profiles], proc,
+                                            limit_s=1800)).rate
+        finally:
+            stop(proc)
     return result
