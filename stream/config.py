@@ -80,10 +80,11 @@ class Settings(BaseSettings):
         100_000, ge=0, description="Users a worker keeps in memory after committing them (0: none)."
     )
     batch_size: int = Field(1000, ge=1, description="Most events taken from the stream per batch.")
-    # 0.02 s, not 0.05: at 2,600 events/s (half a worker's rate) the end-to-end p50/p99 were
-    # 0.126/0.248 s with 0.05, 0.064/0.164 s with 0.02, 0.054/0.193 s with 0.01 (smaller batches
-    # pay more per-batch round trips). A backlog fills batches to batch_size either way.
-    batch_timeout_seconds: float = Field(0.02, gt=0, description="Longest wait to fill a batch.")
+    # 0.005 s since the batch intake (whole fetches, stream/agents/intake.py): at 3,700 events/s (half
+    # a worker's rate) the end-to-end p50/p99 were 0.084/0.245 s with 0.02, 0.070/0.238 s with 0.01,
+    # 0.055/0.188 and 0.051/0.217 s with 0.005. Before the intake, 0.02 beat 0.01 (per-message
+    # delivery made small batches dear). A backlog fills batches to batch_size either way.
+    batch_timeout_seconds: float = Field(0.005, gt=0, description="Longest wait to fill a batch.")
     timer_interval_seconds: float = Field(0.5, gt=0, description="How often due window changes are checked.")
     max_future_seconds: int = Field(300, ge=1, description="Clock-skew allowance: events stamped further ahead are "
                                                            "invalid, and a live segment's backfill looks back this "
