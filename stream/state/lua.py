@@ -11,8 +11,8 @@ Python, with the script's name, instead of inside Redis. The names in the
 header are the `local` names the script gives `KEYS[i]`/`ARGV[i]` (a trailing
 `...` marks a variadic tail, in keys or args). `LuaRunner.call` runs one script call through
 redis-py (pooled connections, safe for an API's concurrent requests);
-`LuaRunner.call_many` runs a batch over the raw RESP router (one bytes join
-per call, hiredis parsing, grouped by cluster node). Both load a script
+`LuaRunner.call_many` runs a batch over the raw RESP router (hiredis packing
+and parsing, grouped by cluster node). Both load a script
 (`SCRIPT LOAD` on the node that refused it) when Redis answers NOSCRIPT, after a
 restart or a `SCRIPT FLUSH`, and re-send only the refused calls.
 """
@@ -58,16 +58,11 @@ class Script:
                 raise ValueError(f"{self.name}.lua takes {label} ({', '.join(names)}), got {given}")
 
     def command(self, keys: Sequence[str], args: Sequence[Arg]) -> Command:
-        return keys[0], [b"EVALSHA", self.sha.encode(), b"%d" % len(keys), *(k.encode() for k in keys),
-                         *(_arg(a) for a in args)]
+        return keys[0], ["EVALSHA", self.sha, len(keys), *keys, *args]
 
 
 def _variadic(names: tuple[str, ...]) -> bool:
     return bool(names) and names[-1] == "..."
-
-
-def _arg(value: Arg) -> bytes:
-    return value.encode() if isinstance(value, str) else str(value).encode()
 
 
 def _header(source: str, name: str, label: str) -> tuple[str, ...]:
