@@ -29,8 +29,11 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message as FaustMessage
 
-# Fetches waiting for the worker: with fetches of up to ~500 messages this holds a few
-# batches ahead, and a full queue stops the fetcher (the broker keeps the rest).
+# Most messages one fetch hands over (Faust's `broker_max_poll_records`, unbounded by default:
+# a backlog's fetch can be every partition's prefetched MiB, tens of thousands of messages).
+FETCH_RECORDS = 1000
+# Fetches waiting for the worker: a few batches ahead, at most 8,000 messages held; a full
+# queue stops the fetcher (the broker keeps the rest).
 QUEUED_FETCHES = 8
 
 
@@ -145,6 +148,10 @@ class BatchApp(faust.App):
     """A Faust app whose inputs arrive in batches through `intake` (see the module)."""
 
     intake: BatchIntake | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("broker_max_poll_records", FETCH_RECORDS)
+        super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)

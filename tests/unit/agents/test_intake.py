@@ -93,3 +93,15 @@ async def test_clear_drops_queued_messages_from_the_in_flight_set_and_acks_reach
     assert consumer.acked == [0, 1, 2, 3, 4, 5] and not consumer._unacked_messages
     await intake.put(fetch(100, 2))
     assert [m.offset for m in await intake.take(10, within=0.01)] == [100, 101]
+
+
+def test_the_app_bounds_each_fetch_and_builds_the_batch_consumer() -> None:
+    from stream.agents.intake import FETCH_RECORDS, BatchApp, BatchConsumer
+
+    app = BatchApp("intake-unit", broker="kafka://127.0.0.1:1", store="memory://")
+    assert app.conf.broker_max_poll_records == FETCH_RECORDS
+    assert app.transport.Consumer is BatchConsumer
+    topic = app.topic("ev", "pr", key_serializer="raw", value_serializer="raw")
+    intake = app.batch_inputs(topic)
+    assert app.intake is intake and intake.topics == {"ev", "pr"}
+    assert topic in app.topics
