@@ -30,8 +30,9 @@ from stream.rules import (
     reachability,
     walk,
 )
+from stream.rules.jsonio import objects
 from stream.segments import Segment, SegmentIndex
-from stream.state.userhash import DECIDING, Deciding, agg_field, block_fields, load_user, present
+from stream.state.userhash import DECIDING, PROFILE, Deciding, agg_field, block_fields, load_user, present
 
 # (user ids, fields) -> each user's values of those fields, None where missing
 FieldReader = Callable[[Sequence[str], Sequence[str]], Awaitable[list[list[str | None]]]]
@@ -113,6 +114,7 @@ class _Aggregates(Sequence[Aggregate]):
         return len(self._load())
 
 
+PROFILE_AT = DECIDING.index(PROFILE)  # where a recount's row holds the profile text
 _NO_MEMBERSHIPS: frozenset[str] = frozenset()  # for a rule without `in_segment`: it never looks
 
 
@@ -146,14 +148,18 @@ async def recount_partition(engine: Engine, seg: Segment, partition: int, chunks
         rows = await read(chunk, fields)
         index, now = engine.definitions.index, engine.now_ms()
         drifted: list[str] = []
-        for uid, row in zip(chunk, rows, strict=True):
+        # The window's profiles in one orjson call (as the export does): one call per user was
+        # ~12% of a recount whose rule reads the profile.
+        profiles: Sequence[dict[str, Any] | None] = (objects([row[PROFILE_AT] for row in rows]) if reads.profile
+                                                     else [None] * len(rows))
+        for uid, row, profile in zip(chunk, rows, profiles, strict=True):
             if row[0] is None:  # no hash (no version): not a user any more
                 continue
             found = dict(zip(fields, row, strict=True))  # None where missing: Deciding reads it as absent
             if (stored := found.get(fields[-1])) is not None and (more := block_fields(seg.id, stored)):
                 # A heavy user's sealed blocks (rare: one more read for that user alone).
                 found.update(zip(more, (await read([uid], more))[0], strict=True))
-            view = Deciding(found)
+            view = Deciding(found, profile)
             verdict = drift(seg, view, now, reads)
             if verdict is None:  # stored state of another shape: the engine's own path decides
                 user = load_user(uid, present(found.keys(), found.values()))

@@ -118,11 +118,14 @@ class Deciding:
     where the rule or the tally asks. Building a whole UserState for it was ~60% of a recount's
     Python per user (16 us against 7 us here)."""
 
-    __slots__ = ("_members", "fields")
+    __slots__ = ("_members", "_profile", "fields")
 
-    def __init__(self, fields: Mapping[str, str | None]) -> None:  # None or absent: missing
+    def __init__(self, fields: Mapping[str, str | None],
+                 profile: dict[str, Scalar] | None = None) -> None:  # None or absent: missing
+        """`profile`: the profile already decoded (a recount decodes a window's in one call)."""
         self.fields = fields
         self._members: set[str] | None = None
+        self._profile = profile
 
     def members(self) -> set[str]:
         """Decoded once: the recount asks for them to decide and again to tally."""
@@ -143,8 +146,11 @@ class Deciding:
         return sid in self.members()
 
     def profile(self) -> dict[str, Scalar]:
-        raw = self.fields.get(PROFILE)
-        return loads(raw) if raw else {}
+        """Decoded once: a recount decides with it and tallies a member's with it again."""
+        if self._profile is None:
+            raw = self.fields.get(PROFILE)
+            self._profile = loads(raw) if raw else {}
+        return self._profile
 
     def subscriptions(self) -> dict[str, bool]:
         raw = self.fields.get(SUBSCRIPTIONS)
