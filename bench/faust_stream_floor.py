@@ -8,22 +8,11 @@ from typing import Any
 
 import faust
 
+from bench.floor_options import floor_options
 from stream.config import get_settings
-from stream.kafkaio.client import faust_credentials
 
 settings = get_settings()
-app = faust.App(
-    settings.app_id,
-    broker=settings.kafka_url,
-    broker_credentials=faust_credentials(settings),
-    store="memory://",
-    datadir=settings.data_dir,
-    topic_disable_leader=True,
-    web_port=settings.worker_web_port,
-    consumer_auto_offset_reset="earliest",
-    broker_commit_every=1000,
-    broker_commit_interval=1.0,
-)
+app = faust.App(settings.app_id, **floor_options(settings))
 inputs = app.topic(settings.topic_events, settings.topic_profiles, key_serializer="raw", value_serializer="raw")
 
 

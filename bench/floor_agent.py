@@ -5,23 +5,12 @@ the raw aiokafka ceiling is what Faust and the intake cost."""
 
 from __future__ import annotations
 
+from bench.floor_options import floor_options
 from stream.agents.intake import BatchApp
 from stream.config import get_settings
-from stream.kafkaio.client import faust_credentials
 
 settings = get_settings()
-app = BatchApp(
-    settings.app_id,
-    broker=settings.kafka_url,
-    broker_credentials=faust_credentials(settings),
-    store="memory://",
-    datadir=settings.data_dir,
-    topic_disable_leader=True,
-    web_port=settings.worker_web_port,
-    consumer_auto_offset_reset="earliest",
-    broker_commit_every=1000,
-    broker_commit_interval=1.0,
-)
+app = BatchApp(settings.app_id, **floor_options(settings))
 intake = app.batch_inputs(app.topic(settings.topic_events, settings.topic_profiles, key_serializer="raw",
                                     value_serializer="raw"))
 
