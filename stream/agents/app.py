@@ -8,7 +8,7 @@ point moved, so a crash redelivers unfinished work and the engine's dedupe
 makes that harmless. Timers drive window changes, jobs, gap replays, the
 control-log tailer and the heartbeat.
 
-Outages are not crashes: when Redis or Kafka is unreachable the agent keeps
+Outages are not crashes: when Redis or Kafka is unreachable the ingest task keeps
 the batch it holds, stops taking input, retries with back-off (up to
 `STREAM_RETRY_MAX_SECONDS` between tries), reports it on /readyz and in
 `stream_dependency_up` / `stream_outages_total`, and resumes by itself.
@@ -211,8 +211,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 await with_retries(health, settings, functools.partial(eng.process, [_to_message(m) for m in batch]),
                                    after_outage)
                 intake.ack(batch)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # the worker stops rather than run on without taking input
             log.exception("ingest failed")
             await app.crash(exc)
